@@ -149,7 +149,9 @@ mod tests {
             _ => unreachable!(),
         };
         // serde_json's map re-sorts by bytes, so check the raw output order instead.
-        let raw = canon(json!({"\u{20ac}": 1, "\r": 2, "\u{fb33}": 3, "1": 4, "\u{1f600}": 5, "\u{80}": 6, "\u{f6}": 7}));
+        let raw = canon(
+            json!({"\u{20ac}": 1, "\r": 2, "\u{fb33}": 3, "1": 4, "\u{1f600}": 5, "\u{80}": 6, "\u{f6}": 7}),
+        );
         assert_eq!(
             raw,
             "{\"\\r\":2,\"1\":4,\"\u{80}\":6,\"\u{f6}\":7,\"\u{20ac}\":1,\"\u{1f600}\":5,\"\u{fb33}\":3}"
@@ -179,8 +181,14 @@ mod tests {
 
     #[test]
     fn strings_escape_like_json_stringify() {
-        assert_eq!(canon(json!("a\"b\\c\n\u{1}\u{7f}é")), "\"a\\\"b\\\\c\\n\\u0001\u{7f}é\"");
-        assert_eq!(canon(json!("\u{8}\t\u{c}\r\u{1f}")), "\"\\b\\t\\f\\r\\u001f\"");
+        assert_eq!(
+            canon(json!("a\"b\\c\n\u{1}\u{7f}é")),
+            "\"a\\\"b\\\\c\\n\\u0001\u{7f}é\""
+        );
+        assert_eq!(
+            canon(json!("\u{8}\t\u{c}\r\u{1f}")),
+            "\"\\b\\t\\f\\r\\u001f\""
+        );
     }
 
     #[test]

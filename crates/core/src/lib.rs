@@ -2,3 +2,13 @@
 //! JSON. Everything here is pure: no I/O, no clocks, no randomness — callers inject them.
 
 pub mod canonical;
+pub mod entry;
+pub mod limits;
+pub mod manifest;
+pub mod role;
+pub mod seal;
+pub mod timefmt;
+
+pub use entry::{Entry, Status};
+pub use manifest::{FieldError, Manifest};
+pub use role::Role;
