@@ -1,1 +1,459 @@
-//! sealgate-store-sqlite
+//! The embedded backend: `<data-dir>/ledger.db`, SQLite in WAL mode with
+//! `synchronous=FULL`, so a committed batch survives power loss.
+//!
+//! One writer connection (only the appender writes, so no write contention) and a
+//! small pool of reader connections; WAL lets readers run beside the writer. All
+//! SQLite calls run on Tokio's blocking pool. Row mapping stays in this crate.
+
+mod migrate;
+mod pool;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use sealgate_core::entry::Status;
+use sealgate_core::Role;
+use sealgate_store::{
+    ApiKey, AppendOutcome, Appended, AuditQuery, AuditRow, NewApiKey, NewEntry, NewPolicy,
+    PolicySummary, Redemption, Rejection, SealRecord, Store, StoreError, StoredEntry, StoredPolicy,
+};
+use tracing::instrument;
+
+use crate::pool::Pool;
+
+/// The SQLite store. Cheap to clone (shared handles).
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Arc<Mutex<Writer>>,
+    readers: Arc<Pool>,
+    path: PathBuf,
+}
+
+struct Writer {
+    conn: Connection,
+    /// Next index; only the writer changes it, and only after a commit.
+    next_index: u64,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the ledger database at `path` and applies migrations.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let mut conn = open_connection(path)?;
+        migrate::apply(&mut conn)?;
+        let next_index: i64 = conn
+            .query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries", [], |r| {
+                r.get(0)
+            })
+            .map_err(map_err)?;
+        Ok(SqliteStore {
+            writer: Arc::new(Mutex::new(Writer {
+                conn,
+                next_index: next_index as u64,
+            })),
+            readers: Arc::new(Pool::new(path.to_owned(), 8)),
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.get()?;
+            f(&conn).map_err(map_err)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Writer) -> Result<T, StoreError> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut w = writer
+                .lock()
+                .map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
+            f(&mut w)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("writer task failed: {e}")))?
+    }
+}
+
+pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(map_err)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA foreign_keys = ON;",
+    )
+    .map_err(map_err)?;
+    Ok(conn)
+}
+
+fn map_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | CannotOpen
+            | OutOfMemory => StoreError::Unavailable(e.to_string()),
+            ConstraintViolation => StoreError::Conflict(e.to_string()),
+            _ => StoreError::Backend(e.to_string()),
+        },
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn hash32(bytes: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        rusqlite::Error::FromSqlConversionFailure(
+            b.len(),
+            rusqlite::types::Type::Blob,
+            "leaf hash is not 32 bytes".into(),
+        )
+    })
+}
+
+fn stored_entry(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredEntry> {
+    Ok(StoredEntry {
+        index: row.get::<_, i64>(at)? as u64,
+        canonical: row.get(at + 1)?,
+        leaf_hash: hash32(row.get(at + 2)?)?,
+    })
+}
+
+fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>, StoreError> {
+    let tx = w.conn.transaction().map_err(map_err)?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut index = w.next_index;
+    {
+        let mut insert_entry = tx
+            .prepare_cached(
+                "INSERT INTO entries (idx, kind, canonical, leaf_hash) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(map_err)?;
+        let mut insert_decision = tx
+            .prepare_cached(
+                "INSERT INTO decisions (idx, decision_id, manifest_id, agent_id, org_id, method, status, server_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .map_err(map_err)?;
+        let mut insert_seal = tx
+            .prepare_cached("INSERT INTO seals (seal_id, idx, decision_idx, expires_at) VALUES (?1, ?2, ?3, ?4)")
+            .map_err(map_err)?;
+        let mut seal_exists = tx
+            .prepare_cached("SELECT 1 FROM seals WHERE seal_id = ?1")
+            .map_err(map_err)?;
+        let mut redeemed = tx
+            .prepare_cached("SELECT 1 FROM redemptions WHERE seal_id = ?1")
+            .map_err(map_err)?;
+        let mut insert_redemption = tx
+            .prepare_cached(
+                "INSERT INTO redemptions (seal_id, idx, redeemed_at) VALUES (?1, ?2, ?3)",
+            )
+            .map_err(map_err)?;
+        let mut insert_activation = tx
+            .prepare_cached("INSERT INTO policy_activations (idx, version) VALUES (?1, ?2)")
+            .map_err(map_err)?;
+
+        for new in batch {
+            let derived = new.derived();
+            if let Some((seal_id, _)) = derived.redemption {
+                // The redemption table's primary key is the real guard; checking first
+                // lets one losing redemption be refused without failing its batch.
+                if redeemed.exists([seal_id]).map_err(map_err)? {
+                    outcomes.push(Err(Rejection::AlreadyRedeemed(seal_id.to_owned())));
+                    continue;
+                }
+                if !seal_exists.exists([seal_id]).map_err(map_err)? {
+                    outcomes.push(Err(Rejection::UnknownSeal(seal_id.to_owned())));
+                    continue;
+                }
+            }
+            let i = index as i64;
+            insert_entry
+                .execute(params![i, new.entry.kind(), new.canonical, new.leaf_hash])
+                .map_err(map_err)?;
+            if let Some(d) = &derived.decision {
+                insert_decision
+                    .execute(params![
+                        i,
+                        d.decision_id,
+                        d.manifest_id,
+                        d.agent_id,
+                        d.org_id,
+                        d.method,
+                        d.status.as_str(),
+                        d.server_time
+                    ])
+                    .map_err(map_err)?;
+            }
+            if let Some(s) = &derived.seal {
+                let decision_idx = s.decision_index.map_or(i, |d| d as i64);
+                insert_seal
+                    .execute(params![s.seal_id, i, decision_idx, s.expires_at])
+                    .map_err(map_err)?;
+            }
+            if let Some((seal_id, at)) = derived.redemption {
+                insert_redemption
+                    .execute(params![seal_id, i, at])
+                    .map_err(map_err)?;
+            }
+            if let Some(version) = derived.activation {
+                insert_activation
+                    .execute(params![i, version])
+                    .map_err(map_err)?;
+            }
+            outcomes.push(Ok(Appended {
+                index,
+                leaf_hash: new.leaf_hash,
+            }));
+            index += 1;
+        }
+    }
+    tx.commit().map_err(map_err)?;
+    w.next_index = index;
+    Ok(outcomes)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    #[instrument(skip_all, fields(batch = batch.len()))]
+    async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<AppendOutcome>, StoreError> {
+        self.write(move |w| append_batch(w, &batch)).await
+    }
+
+    async fn tree_size(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            c.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .await
+        .map(|n| n as u64)
+    }
+
+    async fn entry(&self, index: u64) -> Result<Option<StoredEntry>, StoreError> {
+        let Ok(i) = i64::try_from(index) else {
+            return Ok(None);
+        };
+        self.read(move |c| {
+            c.prepare_cached("SELECT idx, canonical, leaf_hash FROM entries WHERE idx = ?1")?
+                .query_row([i], |r| stored_entry(r, 0))
+                .optional()
+        })
+        .await
+    }
+
+    async fn range(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError> {
+        let (start, end) = (
+            start.min(i64::MAX as u64) as i64,
+            end.min(i64::MAX as u64) as i64,
+        );
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT idx, canonical, leaf_hash FROM entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")?;
+            let rows = stmt.query_map([start, end], |r| stored_entry(r, 0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn seal(&self, seal_id: &str) -> Result<Option<SealRecord>, StoreError> {
+        let seal_id = seal_id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT s.seal_id, s.decision_idx, s.expires_at, r.idx, r.redeemed_at
+                 FROM seals s LEFT JOIN redemptions r ON r.seal_id = s.seal_id WHERE s.seal_id = ?1",
+            )?
+            .query_row([seal_id], |r| {
+                let redemption = match r.get::<_, Option<i64>>(3)? {
+                    Some(idx) => Some(Redemption { index: idx as u64, redeemed_at: r.get(4)? }),
+                    None => None,
+                };
+                Ok(SealRecord {
+                    seal_id: r.get(0)?,
+                    decision_index: r.get::<_, i64>(1)? as u64,
+                    expires_at: r.get(2)?,
+                    redemption,
+                })
+            })
+            .optional()
+        })
+        .await
+    }
+
+    async fn decisions(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        let q = q.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at
+                 FROM decisions d
+                 JOIN entries e ON e.idx = d.idx
+                 LEFT JOIN seals s ON s.decision_idx = d.idx
+                 LEFT JOIN redemptions r ON r.seal_id = s.seal_id
+                 WHERE (?1 IS NULL OR d.agent_id = ?1)
+                   AND (?2 IS NULL OR d.org_id = ?2)
+                   AND (?3 IS NULL OR d.method = ?3)
+                   AND (?4 IS NULL OR d.status = ?4)
+                   AND (?5 IS NULL OR d.server_time >= ?5)
+                   AND (?6 IS NULL OR d.server_time <= ?6)
+                   AND (?7 IS NULL OR d.idx < ?7)
+                 ORDER BY d.idx DESC
+                 LIMIT ?8",
+            )?;
+            let before = q.before.map(|b| b.min(i64::MAX as u64) as i64);
+            let rows = stmt.query_map(
+                params![
+                    q.agent_id,
+                    q.org_id,
+                    q.method,
+                    q.status.map(Status::as_str),
+                    q.since,
+                    q.until,
+                    before,
+                    q.limit
+                ],
+                |r| {
+                    let redemption = match r.get::<_, Option<i64>>(3)? {
+                        Some(idx) => Some(Redemption {
+                            index: idx as u64,
+                            redeemed_at: r.get(4)?,
+                        }),
+                        None => None,
+                    };
+                    Ok(AuditRow {
+                        entry: stored_entry(r, 0)?,
+                        redemption,
+                    })
+                },
+            )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn active_policy(&self) -> Result<Option<String>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT version FROM policy_activations ORDER BY idx DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn put_policy(&self, p: &NewPolicy) -> Result<bool, StoreError> {
+        let p = p.clone();
+        self.write(move |w| {
+            w.conn
+                .execute(
+                    "INSERT INTO policies (version, bundle, uploaded_at, uploaded_by) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (version) DO NOTHING",
+                    params![p.version, p.bundle, p.uploaded_at, p.uploaded_by],
+                )
+                .map(|n| n == 1)
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn policy(&self, version: &str) -> Result<Option<StoredPolicy>, StoreError> {
+        let version = version.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT version, bundle, uploaded_at, uploaded_by FROM policies WHERE version = ?1",
+                [version],
+                |r| {
+                    Ok(StoredPolicy {
+                        version: r.get(0)?,
+                        bundle: r.get(1)?,
+                        uploaded_at: r.get(2)?,
+                        uploaded_by: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn policies(&self) -> Result<Vec<PolicySummary>, StoreError> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT version, uploaded_at, uploaded_by FROM policies ORDER BY uploaded_at, version")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(PolicySummary { version: r.get(0)?, uploaded_at: r.get(1)?, uploaded_by: r.get(2)? })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn create_key(&self, key: &NewApiKey) -> Result<(), StoreError> {
+        let k = key.clone();
+        self.write(move |w| {
+            w.conn
+                .execute(
+                    "INSERT INTO api_keys (id, role, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![k.id, k.role.as_str(), k.name, k.token_hash, k.created_at],
+                )
+                .map(drop)
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn key_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+        let hash = token_hash.to_vec();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, role, name, created_at FROM api_keys WHERE token_hash = ?1 AND revoked_at IS NULL",
+            )?
+            .query_row([hash], |r| {
+                let role: String = r.get(1)?;
+                let role: Role = role.parse().map_err(|e: sealgate_core::role::UnknownRole| {
+                    rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+                })?;
+                Ok(ApiKey { id: r.get(0)?, role, name: r.get(2)?, created_at: r.get(3)? })
+            })
+            .optional()
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, id: &str, revoked_at: &str) -> Result<bool, StoreError> {
+        let (id, at) = (id.to_owned(), revoked_at.to_owned());
+        self.write(move |w| {
+            w.conn
+                .execute(
+                    "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                    params![id, at],
+                )
+                .map(|n| n == 1)
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn key_count(&self) -> Result<u64, StoreError> {
+        self.read(|c| c.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get::<_, i64>(0)))
+            .await
+            .map(|n| n as u64)
+    }
+}

@@ -1,1 +1,90 @@
-//! sealgate-store
+//! The storage seam. A `Store` keeps the ledger (entries, their leaf hashes, and the
+//! tables derived from them: decisions, seals, redemptions, policy activations) plus
+//! the mutable side tables that are not evidence (API keys, uploaded policy bundles).
+//!
+//! The ledger half of the API is append-only by construction: there is `append` and
+//! there are reads, nothing else. Indices are assigned by the backend inside the
+//! transaction that commits the batch. The appender (`appender`) is the one writer
+//! per process and batches concurrent entries into one transaction.
+
+pub mod appender;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod types;
+
+pub use appender::Appender;
+pub use types::*;
+
+use async_trait::async_trait;
+
+/// Errors from a backend, named for what the caller does about them.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The thing asked for does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The write conflicts with what is already stored.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The store cannot be reached right now; retrying later may work. Fail closed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug, corrupt data, a constraint we did not expect.
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+/// The append-only store. Every backend passes `conformance`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Commits `batch` in one transaction, in order, and returns one outcome per entry.
+    /// Entries whose claims fail (a seal already redeemed, an unknown seal) are
+    /// rejected individually and take no index; the rest commit together or not at all.
+    async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<AppendOutcome>, StoreError>;
+
+    /// Number of committed entries (the next index).
+    async fn tree_size(&self) -> Result<u64, StoreError>;
+
+    /// One committed entry.
+    async fn entry(&self, index: u64) -> Result<Option<StoredEntry>, StoreError>;
+
+    /// Committed entries with `start <= index < end`, in index order.
+    async fn range(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError>;
+
+    /// A seal granted by a committed decision, with its redemption if any.
+    async fn seal(&self, seal_id: &str) -> Result<Option<SealRecord>, StoreError>;
+
+    /// Decisions matching `query`, newest first.
+    async fn decisions(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError>;
+
+    /// The version named by the latest `policy_activated` entry.
+    async fn active_policy(&self) -> Result<Option<String>, StoreError>;
+
+    /// Stores an uploaded bundle. Uploading the same version twice is not an error
+    /// (returns false); bundles are immutable once stored.
+    async fn put_policy(&self, policy: &NewPolicy) -> Result<bool, StoreError>;
+
+    async fn policy(&self, version: &str) -> Result<Option<StoredPolicy>, StoreError>;
+
+    /// All uploaded bundles, oldest first, without their content.
+    async fn policies(&self) -> Result<Vec<PolicySummary>, StoreError>;
+
+    async fn create_key(&self, key: &NewApiKey) -> Result<(), StoreError>;
+
+    /// The live (not revoked) key whose token hashes to `token_hash`.
+    async fn key_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Revokes a key; false when no live key has that id.
+    async fn revoke_key(&self, id: &str, revoked_at: &str) -> Result<bool, StoreError>;
+
+    /// Number of keys ever created (revoked ones included).
+    async fn key_count(&self) -> Result<u64, StoreError>;
+}
+
+/// SHA-256 of an API token: tokens are random 256-bit strings, so a fast hash is
+/// enough (no password stretching needed) and lookups stay one indexed read.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes()).into()
+}

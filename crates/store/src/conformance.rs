@@ -1,0 +1,432 @@
+//! The behaviour every backend must show, written once against the `Store` trait
+//! (atuin's `db_story`). A backend's tests instantiate it with
+//! `sealgate_store::conformance_tests!(make_store)`, where `make_store().await` gives a
+//! fresh, empty store (its own file, database or schema).
+
+use sealgate_core::entry::{
+    DecisionEntry, Entry, Latency, PolicyActivation, RedemptionEntry, SealGrant, Status,
+};
+use sealgate_core::{Manifest, Role};
+use serde_json::json;
+
+use std::sync::Arc;
+
+use crate::{Appender, AuditQuery, NewApiKey, NewEntry, NewPolicy, Rejection, Store};
+
+/// Generates one `#[tokio::test]` per conformance case.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:path) => {
+        $crate::conformance_tests!(@cases $make;
+            appends_get_contiguous_indices,
+            entries_read_back_byte_for_byte,
+            failed_claims_take_no_index,
+            redemption_is_single_use,
+            redemption_twice_in_one_batch_is_refused,
+            audit_query_filters_and_pages_newest_first,
+            policies_are_stored_once_and_activation_is_latest,
+            keys_are_found_by_hash_until_revoked,
+            concurrent_appends_through_the_appender_stay_contiguous);
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store: std::sync::Arc<dyn $crate::Store> = std::sync::Arc::new($make().await);
+                $crate::conformance::$case(store).await;
+            }
+        )*
+    };
+}
+
+/// A decision entry for tests; `seal` grants a seal with that id.
+pub fn decision(
+    agent: &str,
+    method: &str,
+    status: Status,
+    seal: Option<&str>,
+    time: &str,
+) -> NewEntry {
+    let manifest = Manifest::from_value(
+        &json!({"agent_id": agent, "org_id": "acme", "provider": "stripe", "method": method,
+                "parameters": {"amount": 1000}, "reasoning": "test"}),
+        "/manifest",
+    )
+    .expect("test manifest is valid");
+    let entry = Entry::Decision(DecisionEntry {
+        server_time: time.to_owned(),
+        decision_id: format!("dec-{agent}-{time}-{}", seal.unwrap_or("none")),
+        manifest_id: format!("man-{agent}-{time}"),
+        manifest_hash: "00".repeat(32),
+        manifest,
+        screening: json!({}),
+        policy_version: Some("ab".repeat(32)),
+        status,
+        reasons: vec![],
+        seal: seal.map(|s| SealGrant {
+            seal_id: s.to_owned(),
+            expires_at: "2030-01-01T00:00:00.000000Z".into(),
+        }),
+        latency_us: Latency::default(),
+        submitted_by: "key-agent".into(),
+    });
+    NewEntry::new(entry).expect("canonical")
+}
+
+pub fn redemption(seal_id: &str, decision_index: u64) -> NewEntry {
+    NewEntry::new(Entry::SealRedeemed(RedemptionEntry {
+        server_time: "2026-11-23T12:00:00.000000Z".into(),
+        seal_id: seal_id.to_owned(),
+        decision_index,
+        redeemed_by: "key-executor".into(),
+    }))
+    .expect("canonical")
+}
+
+fn t(i: u32) -> String {
+    format!("2026-11-23T10:{:02}:{:02}.000000Z", i / 60, i % 60)
+}
+
+pub async fn appends_get_contiguous_indices(store: Arc<dyn Store>) {
+    assert_eq!(store.tree_size().await.expect("size"), 0);
+    let first = store
+        .append(
+            (0..3)
+                .map(|i| decision("a", "payment", Status::Denied, None, &t(i)))
+                .collect(),
+        )
+        .await
+        .expect("append");
+    let second = store
+        .append(vec![decision("a", "payment", Status::Denied, None, &t(9))])
+        .await
+        .expect("append");
+    let indices: Vec<u64> = first
+        .iter()
+        .chain(&second)
+        .map(|o| o.as_ref().expect("accepted").index)
+        .collect();
+    assert_eq!(indices, vec![0, 1, 2, 3]);
+    assert_eq!(store.tree_size().await.expect("size"), 4);
+}
+
+pub async fn entries_read_back_byte_for_byte(store: Arc<dyn Store>) {
+    let batch: Vec<NewEntry> = (0..5)
+        .map(|i| decision("b", "refund", Status::Approved, None, &t(i)))
+        .collect();
+    let expected: Vec<(Vec<u8>, [u8; 32])> = batch
+        .iter()
+        .map(|e| (e.canonical.clone(), e.leaf_hash))
+        .collect();
+    store.append(batch).await.expect("append");
+    for (i, (bytes, hash)) in expected.iter().enumerate() {
+        let e = store.entry(i as u64).await.expect("read").expect("present");
+        assert_eq!((&e.canonical, &e.leaf_hash), (bytes, hash));
+        assert_eq!(crate::leaf_hash(&e.canonical), e.leaf_hash);
+    }
+    assert!(store.entry(5).await.expect("read").is_none());
+    let range = store.range(1, 4).await.expect("range");
+    assert_eq!(
+        range.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(range[0].canonical, expected[1].0);
+}
+
+pub async fn failed_claims_take_no_index(store: Arc<dyn Store>) {
+    let out = store
+        .append(vec![
+            decision("c", "payment", Status::Denied, None, &t(0)),
+            redemption("never-issued", 0),
+            decision("c", "payment", Status::Denied, None, &t(1)),
+        ])
+        .await
+        .expect("append");
+    assert_eq!(out[0].as_ref().expect("ok").index, 0);
+    assert_eq!(out[1], Err(Rejection::UnknownSeal("never-issued".into())));
+    assert_eq!(out[2].as_ref().expect("ok").index, 1);
+    assert_eq!(store.tree_size().await.expect("size"), 2);
+}
+
+pub async fn redemption_is_single_use(store: Arc<dyn Store>) {
+    store
+        .append(vec![decision(
+            "d",
+            "payment",
+            Status::Approved,
+            Some("seal-1"),
+            &t(0),
+        )])
+        .await
+        .expect("append");
+    let seal = store.seal("seal-1").await.expect("read").expect("issued");
+    assert_eq!((seal.decision_index, seal.redemption.clone()), (0, None));
+    let first = store
+        .append(vec![redemption("seal-1", 0)])
+        .await
+        .expect("append");
+    assert_eq!(first[0].as_ref().expect("first redemption").index, 1);
+    let second = store
+        .append(vec![redemption("seal-1", 0)])
+        .await
+        .expect("append");
+    assert_eq!(second[0], Err(Rejection::AlreadyRedeemed("seal-1".into())));
+    let seal = store.seal("seal-1").await.expect("read").expect("issued");
+    assert_eq!(seal.redemption.expect("redeemed").index, 1);
+    assert!(store.seal("seal-2").await.expect("read").is_none());
+}
+
+pub async fn redemption_twice_in_one_batch_is_refused(store: Arc<dyn Store>) {
+    store
+        .append(vec![decision(
+            "e",
+            "payment",
+            Status::Approved,
+            Some("seal-x"),
+            &t(0),
+        )])
+        .await
+        .expect("append");
+    let out = store
+        .append(vec![redemption("seal-x", 0), redemption("seal-x", 0)])
+        .await
+        .expect("append");
+    assert!(out[0].is_ok());
+    assert_eq!(out[1], Err(Rejection::AlreadyRedeemed("seal-x".into())));
+    assert_eq!(store.tree_size().await.expect("size"), 2);
+}
+
+pub async fn audit_query_filters_and_pages_newest_first(store: Arc<dyn Store>) {
+    let mut batch = Vec::new();
+    for i in 0..10u32 {
+        let (agent, method, status, seal) = match i % 3 {
+            0 => (
+                "agent-1",
+                "payment",
+                Status::Approved,
+                Some(format!("s{i}")),
+            ),
+            1 => ("agent-2", "payment", Status::Denied, None),
+            _ => ("agent-1", "refund", Status::PendingApproval, None),
+        };
+        batch.push(decision(agent, method, status, seal.as_deref(), &t(i)));
+    }
+    store.append(batch).await.expect("append");
+    store
+        .append(vec![redemption("s3", 3)])
+        .await
+        .expect("redeem");
+
+    let all = store
+        .decisions(&AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    let idx: Vec<u64> = all.iter().map(|r| r.entry.index).collect();
+    assert_eq!(
+        idx,
+        (0..10).rev().collect::<Vec<_>>(),
+        "newest first, redemption entry excluded"
+    );
+    let redeemed: Vec<u64> = all
+        .iter()
+        .filter(|r| r.redemption.is_some())
+        .map(|r| r.entry.index)
+        .collect();
+    assert_eq!(redeemed, vec![3]);
+
+    let q = |f: fn(&mut AuditQuery)| {
+        let mut q = AuditQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let count =
+        |rows: Vec<crate::AuditRow>| rows.into_iter().map(|r| r.entry.index).collect::<Vec<_>>();
+    assert_eq!(
+        count(
+            store
+                .decisions(&q(|q| q.agent_id = Some("agent-2".into())))
+                .await
+                .expect("q")
+        ),
+        vec![7, 4, 1]
+    );
+    assert_eq!(
+        count(
+            store
+                .decisions(&q(|q| q.method = Some("refund".into())))
+                .await
+                .expect("q")
+        ),
+        vec![8, 5, 2]
+    );
+    assert_eq!(
+        count(
+            store
+                .decisions(&q(|q| q.status = Some(Status::Approved)))
+                .await
+                .expect("q")
+        ),
+        vec![9, 6, 3, 0]
+    );
+    assert_eq!(
+        count(
+            store
+                .decisions(&q(|q| q.org_id = Some("other".into())))
+                .await
+                .expect("q")
+        ),
+        Vec::<u64>::new()
+    );
+    let window = q(|q| {
+        q.since = Some(t(2));
+        q.until = Some(t(4));
+    });
+    assert_eq!(
+        count(store.decisions(&window).await.expect("q")),
+        vec![4, 3, 2]
+    );
+
+    // Cursor pagination: pages of 4 walk the whole set once.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .decisions(&AuditQuery {
+                limit: 4,
+                before,
+                ..Default::default()
+            })
+            .await
+            .expect("page");
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|r| r.entry.index);
+        seen.extend(page.into_iter().map(|r| r.entry.index));
+    }
+    assert_eq!(seen, (0..10).rev().collect::<Vec<_>>());
+}
+
+pub async fn policies_are_stored_once_and_activation_is_latest(store: Arc<dyn Store>) {
+    assert_eq!(store.active_policy().await.expect("active"), None);
+    let p = |v: &str| NewPolicy {
+        version: v.to_owned(),
+        bundle: format!("{{\"v\":\"{v}\"}}").into_bytes(),
+        uploaded_at: "2026-11-23T10:00:00.000000Z".into(),
+        uploaded_by: "admin".into(),
+    };
+    assert!(store.put_policy(&p("v1")).await.expect("put"));
+    assert!(
+        !store.put_policy(&p("v1")).await.expect("put again"),
+        "second upload of a version is a no-op"
+    );
+    assert!(store.put_policy(&p("v2")).await.expect("put"));
+    assert_eq!(
+        store
+            .policy("v2")
+            .await
+            .expect("get")
+            .expect("present")
+            .bundle,
+        p("v2").bundle
+    );
+    assert!(store.policy("v3").await.expect("get").is_none());
+    assert_eq!(store.policies().await.expect("list").len(), 2);
+
+    let activate = |v: &str, prev: Option<&str>| {
+        NewEntry::new(Entry::PolicyActivated(PolicyActivation {
+            server_time: "2026-11-23T10:00:01.000000Z".into(),
+            version: v.to_owned(),
+            previous_version: prev.map(str::to_owned),
+            activated_by: "admin".into(),
+        }))
+        .expect("canonical")
+    };
+    store
+        .append(vec![activate("v1", None)])
+        .await
+        .expect("activate");
+    store
+        .append(vec![activate("v2", Some("v1")), activate("v1", Some("v2"))])
+        .await
+        .expect("activate");
+    assert_eq!(
+        store.active_policy().await.expect("active").as_deref(),
+        Some("v1"),
+        "rollback is the latest entry"
+    );
+}
+
+pub async fn keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>) {
+    assert_eq!(store.key_count().await.expect("count"), 0);
+    let key = NewApiKey {
+        id: "key-1".into(),
+        role: Role::Executor,
+        name: "payments executor".into(),
+        token_hash: crate::token_hash("sgk_secret"),
+        created_at: "2026-11-23T10:00:00.000000Z".into(),
+    };
+    store.create_key(&key).await.expect("create");
+    let found = store
+        .key_by_hash(&crate::token_hash("sgk_secret"))
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!((found.id.as_str(), found.role), ("key-1", Role::Executor));
+    assert!(store
+        .key_by_hash(&crate::token_hash("sgk_other"))
+        .await
+        .expect("lookup")
+        .is_none());
+    assert!(store
+        .revoke_key("key-1", "2026-11-23T11:00:00.000000Z")
+        .await
+        .expect("revoke"));
+    assert!(!store
+        .revoke_key("key-1", "2026-11-23T11:00:00.000000Z")
+        .await
+        .expect("revoke twice"));
+    assert!(store
+        .key_by_hash(&crate::token_hash("sgk_secret"))
+        .await
+        .expect("lookup")
+        .is_none());
+    assert_eq!(store.key_count().await.expect("count"), 1);
+}
+
+pub async fn concurrent_appends_through_the_appender_stay_contiguous(store: Arc<dyn Store>) {
+    let appender = Appender::spawn(store.clone(), 64, None);
+    let tasks: Vec<_> = (0..200u32)
+        .map(|i| {
+            let appender = appender.clone();
+            tokio::spawn(async move {
+                let e = decision("f", "payment", Status::Denied, None, &t(i));
+                let hash = e.leaf_hash;
+                (
+                    appender.append(e).await.expect("append").expect("accepted"),
+                    hash,
+                )
+            })
+        })
+        .collect();
+    let mut indices = Vec::new();
+    for task in tasks {
+        let (appended, hash) = task.await.expect("task");
+        assert_eq!(appended.leaf_hash, hash);
+        let stored = store
+            .entry(appended.index)
+            .await
+            .expect("read")
+            .expect("committed before the answer");
+        assert_eq!(stored.leaf_hash, hash);
+        indices.push(appended.index);
+    }
+    indices.sort_unstable();
+    assert_eq!(indices, (0..200).collect::<Vec<u64>>());
+}

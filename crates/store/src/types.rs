@@ -1,0 +1,205 @@
+//! Values crossing the Store seam. Row structs live in the backends; these are the
+//! backend-neutral shapes.
+
+use sealgate_core::entry::{Entry, Status};
+use sealgate_core::Role;
+
+/// An entry ready to append: canonical bytes and leaf hash are computed by the caller,
+/// off the appender's critical path.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub entry: Entry,
+    pub canonical: Vec<u8>,
+    pub leaf_hash: [u8; 32],
+}
+
+impl NewEntry {
+    pub fn new(entry: Entry) -> Result<NewEntry, sealgate_core::canonical::CanonicalError> {
+        let canonical = entry.canonical_bytes()?;
+        let leaf_hash = leaf_hash(&canonical);
+        Ok(NewEntry {
+            entry,
+            canonical,
+            leaf_hash,
+        })
+    }
+}
+
+/// RFC 6962 leaf hash: SHA-256(0x00 ‖ bytes).
+pub fn leaf_hash(bytes: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(bytes);
+    h.finalize().into()
+}
+
+/// Where a committed entry landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub index: u64,
+    pub leaf_hash: [u8; 32],
+}
+
+/// Why one entry of a batch was refused while the rest committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    #[error("seal {0} was already redeemed")]
+    AlreadyRedeemed(String),
+    #[error("seal {0} was never issued")]
+    UnknownSeal(String),
+}
+
+pub type AppendOutcome = Result<Appended, Rejection>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    pub index: u64,
+    pub canonical: Vec<u8>,
+    pub leaf_hash: [u8; 32],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redemption {
+    pub index: u64,
+    pub redeemed_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealRecord {
+    pub seal_id: String,
+    pub decision_index: u64,
+    pub expires_at: String,
+    pub redemption: Option<Redemption>,
+}
+
+/// Filters of `GET /v1/audit/query`. `before` is the cursor: only indices below it.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub agent_id: Option<String>,
+    pub org_id: Option<String>,
+    pub method: Option<String>,
+    pub status: Option<Status>,
+    /// RFC 3339 bounds on the decision's server_time, as stored (UTC, fixed width).
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub before: Option<u64>,
+    pub limit: u32,
+}
+
+/// One decision and, when its seal was redeemed, the redemption.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub entry: StoredEntry,
+    pub redemption: Option<Redemption>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPolicy {
+    pub version: String,
+    /// Canonical JSON of the bundle.
+    pub bundle: Vec<u8>,
+    pub uploaded_at: String,
+    pub uploaded_by: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredPolicy {
+    pub version: String,
+    pub bundle: Vec<u8>,
+    pub uploaded_at: String,
+    pub uploaded_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySummary {
+    pub version: String,
+    pub uploaded_at: String,
+    pub uploaded_by: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub id: String,
+    pub role: Role,
+    pub name: String,
+    pub token_hash: [u8; 32],
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    pub role: Role,
+    pub name: String,
+    pub created_at: String,
+}
+
+/// The derived rows a backend writes beside an entry, read off the entry itself so
+/// every backend derives them the same way.
+pub struct Derived<'a> {
+    pub decision: Option<DecisionRow<'a>>,
+    pub seal: Option<SealRow<'a>>,
+    /// (seal_id, redeemed_at)
+    pub redemption: Option<(&'a str, &'a str)>,
+    pub activation: Option<&'a str>,
+}
+
+/// A seal granted by this entry. `decision_index` is None when the entry is the
+/// decision itself (its index is assigned in the transaction).
+pub struct SealRow<'a> {
+    pub seal_id: &'a str,
+    pub expires_at: &'a str,
+    pub decision_index: Option<u64>,
+}
+
+pub struct DecisionRow<'a> {
+    pub decision_id: &'a str,
+    pub manifest_id: &'a str,
+    pub agent_id: &'a str,
+    pub org_id: &'a str,
+    pub method: &'a str,
+    pub status: Status,
+    pub server_time: &'a str,
+}
+
+impl NewEntry {
+    pub fn derived(&self) -> Derived<'_> {
+        let mut d = Derived {
+            decision: None,
+            seal: None,
+            redemption: None,
+            activation: None,
+        };
+        match &self.entry {
+            Entry::Decision(e) => {
+                d.decision = Some(DecisionRow {
+                    decision_id: &e.decision_id,
+                    manifest_id: &e.manifest_id,
+                    agent_id: &e.manifest.agent_id,
+                    org_id: &e.manifest.org_id,
+                    method: &e.manifest.method,
+                    status: e.status,
+                    server_time: &e.server_time,
+                });
+                d.seal = e.seal.as_ref().map(|s| SealRow {
+                    seal_id: &s.seal_id,
+                    expires_at: &s.expires_at,
+                    decision_index: None,
+                });
+            }
+            Entry::ApprovalResolved(e) => {
+                d.seal = e.seal.as_ref().map(|s| SealRow {
+                    seal_id: &s.seal_id,
+                    expires_at: &s.expires_at,
+                    decision_index: Some(e.decision_index),
+                });
+            }
+            Entry::SealRedeemed(e) => d.redemption = Some((&e.seal_id, &e.server_time)),
+            Entry::PolicyActivated(e) => d.activation = Some(&e.version),
+            Entry::KeyRotated(_) => {}
+        }
+        d
+    }
+}
