@@ -1,0 +1,1149 @@
+//! Secret and PII detectors: text in, typed spans out.
+//!
+//! Owns the detector table ([`SecretKind`] → pattern + validator), the
+//! checksums that keep the noisy kinds precise (Luhn for card numbers,
+//! ISO 7064 mod-97 for IBANs, SSN area/group/serial rules, IP octet ranges,
+//! JWT header decoding), placeholder rejection (`xxxx`, `${VAR}`,
+//! `<password>`), and overlap resolution (a JWT is not also reported as a
+//! high-entropy token). Spans are byte offsets into the input; callers that
+//! report findings must use only the kind, never the text.
+//!
+//! A [`regex::RegexSet`] prefilter tells which detectors can match at all,
+//! so a clean text costs one pass plus the always-on generic detectors.
+
+use std::net::Ipv6Addr;
+
+use base64::Engine as _;
+use regex::{Regex, RegexSet};
+use serde::{Deserialize, Serialize};
+
+use crate::ScreenError;
+
+/// The kinds of secret or PII the screener detects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SecretKind {
+    /// AWS access key id (`AKIA…`, `ASIA…`).
+    AwsAccessKey,
+    /// AWS secret access key in an assignment (`aws_secret_access_key = …`).
+    AwsSecretKey,
+    /// JSON Web Token (header must decode to a JSON object).
+    Jwt,
+    /// GitHub personal, OAuth, app and refresh tokens.
+    GithubToken,
+    /// GitLab tokens (`glpat-`, `gldt-`, runner, trigger, OAuth…).
+    GitlabToken,
+    /// Slack bot, user, app, config and legacy tokens.
+    SlackToken,
+    /// Slack incoming-webhook or workflow URL.
+    SlackWebhook,
+    /// Stripe secret or restricted key (`sk_live_`, `rk_test_`…).
+    StripeKey,
+    /// OpenAI API key.
+    OpenaiKey,
+    /// Anthropic API key.
+    AnthropicKey,
+    /// PEM / PGP / OpenSSH private key block.
+    PrivateKey,
+    /// Password, secret, token or API key in a `key = value` pair or a
+    /// JSON object member whose name says it is a credential.
+    Password,
+    /// Password inside a URL (`scheme://user:pass@host`) or `curl -u user:pass`.
+    UrlPassword,
+    /// Long random-looking token not claimed by a more specific detector.
+    HighEntropyToken,
+    /// E-mail address.
+    Email,
+    /// Payment card number (Luhn-valid, known issuer prefix).
+    CreditCard,
+    /// US social security number.
+    UsSsn,
+    /// Telephone number (NANP and `+CC` international forms).
+    PhoneNumber,
+    /// IBAN (country length and mod-97 checksum valid).
+    Iban,
+    /// IPv4 or IPv6 address.
+    IpAddress,
+}
+
+impl SecretKind {
+    /// Every kind, in priority order (earlier wins an overlap).
+    pub const ALL: [SecretKind; 20] = [
+        SecretKind::PrivateKey,
+        SecretKind::Jwt,
+        SecretKind::AwsAccessKey,
+        SecretKind::AwsSecretKey,
+        SecretKind::GithubToken,
+        SecretKind::GitlabToken,
+        SecretKind::SlackWebhook,
+        SecretKind::SlackToken,
+        SecretKind::StripeKey,
+        SecretKind::AnthropicKey,
+        SecretKind::OpenaiKey,
+        SecretKind::UrlPassword,
+        SecretKind::Password,
+        SecretKind::Iban,
+        SecretKind::CreditCard,
+        SecretKind::Email,
+        SecretKind::UsSsn,
+        SecretKind::IpAddress,
+        SecretKind::PhoneNumber,
+        SecretKind::HighEntropyToken,
+    ];
+
+    /// The snake_case name used in reports, scrub masks and redaction markers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretKind::AwsAccessKey => "aws_access_key",
+            SecretKind::AwsSecretKey => "aws_secret_key",
+            SecretKind::Jwt => "jwt",
+            SecretKind::GithubToken => "github_token",
+            SecretKind::GitlabToken => "gitlab_token",
+            SecretKind::SlackToken => "slack_token",
+            SecretKind::SlackWebhook => "slack_webhook",
+            SecretKind::StripeKey => "stripe_key",
+            SecretKind::OpenaiKey => "openai_key",
+            SecretKind::AnthropicKey => "anthropic_key",
+            SecretKind::PrivateKey => "private_key",
+            SecretKind::Password => "password",
+            SecretKind::UrlPassword => "url_password",
+            SecretKind::HighEntropyToken => "high_entropy_token",
+            SecretKind::Email => "email",
+            SecretKind::CreditCard => "credit_card",
+            SecretKind::UsSsn => "us_ssn",
+            SecretKind::PhoneNumber => "phone_number",
+            SecretKind::Iban => "iban",
+            SecretKind::IpAddress => "ip_address",
+        }
+    }
+
+    /// Parses a snake_case name.
+    pub fn from_name(name: &str) -> Option<SecretKind> {
+        SecretKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether the kind is a credential (as opposed to personal data).
+    pub fn is_credential(self) -> bool {
+        !matches!(
+            self,
+            SecretKind::Email
+                | SecretKind::CreditCard
+                | SecretKind::UsSsn
+                | SecretKind::PhoneNumber
+                | SecretKind::Iban
+                | SecretKind::IpAddress
+        )
+    }
+
+    fn priority(self) -> usize {
+        SecretKind::ALL
+            .iter()
+            .position(|k| *k == self)
+            .unwrap_or(usize::MAX)
+    }
+}
+
+impl std::fmt::Display for SecretKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One detected span: byte offsets `[start, end)` into the scanned text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretMatch {
+    /// What was found.
+    pub kind: SecretKind,
+    /// Byte offset of the first byte.
+    pub start: usize,
+    /// Byte offset one past the last byte.
+    pub end: usize,
+}
+
+type Validator = fn(text: &str, start: usize, end: usize) -> bool;
+
+struct Detector {
+    kind: SecretKind,
+    regex: Regex,
+    /// Capture group holding the secret (0 = whole match).
+    group: usize,
+    validate: Validator,
+}
+
+struct Spec {
+    kind: SecretKind,
+    pattern: &'static str,
+    group: usize,
+    validate: Validator,
+}
+
+fn always(_: &str, _: usize, _: usize) -> bool {
+    true
+}
+
+const SPECS: &[Spec] = &[
+    Spec {
+        kind: SecretKind::PrivateKey,
+        group: 0,
+        validate: private_key_body,
+        pattern: r"-----BEGIN[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----",
+    },
+    Spec {
+        kind: SecretKind::Jwt,
+        group: 0,
+        validate: jwt_header,
+        pattern: r"\beyJ[A-Za-z0-9_-]{10,}={0,2}\.eyJ[A-Za-z0-9_-]{4,}={0,2}(?:\.[A-Za-z0-9_-]*)?",
+    },
+    Spec {
+        kind: SecretKind::AwsAccessKey,
+        group: 1,
+        validate: aws_key_id,
+        pattern: r"(?:^|[^A-Za-z0-9/+])((?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA|A3T[A-Z0-9])[A-Z0-9]{16})(?:[^A-Za-z0-9/+]|$)",
+    },
+    Spec {
+        kind: SecretKind::AwsSecretKey,
+        group: 1,
+        validate: not_placeholder_token,
+        pattern: r#"(?i)aws[\w.-]{0,30}?(?:secret|access)[\w.-]{0,20}["'\]]?\s*(?::=|=>|=|:)\s*["']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+]|$)"#,
+    },
+    Spec {
+        kind: SecretKind::GithubToken,
+        group: 0,
+        validate: not_placeholder_token,
+        pattern: r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{70,255})\b",
+    },
+    Spec {
+        kind: SecretKind::GitlabToken,
+        group: 1,
+        validate: not_placeholder_token,
+        pattern: r"(?:^|[^A-Za-z0-9_-])((?:glpat-[A-Za-z0-9_-]{20}|glpat-[A-Za-z0-9_-]{27,300}\.[0-9a-z]{2}[0-9a-z]{7}|gldt-[A-Za-z0-9_-]{20}|glptt-[A-Za-z0-9_-]{40}|glrt-[A-Za-z0-9_-]{20}|glrt-t\d_[A-Za-z0-9_-]{27,300}\.[0-9a-z]{2}[0-9a-z]{7}|glcbt-(?:[0-9a-fA-F]{1,5}_)?[A-Za-z0-9_-]{20}|glimt-[A-Za-z0-9_-]{25}|glagent-[A-Za-z0-9_-]{50,1024}|gloas-[A-Za-z0-9_-]{64}|glft-[A-Za-z0-9_-]{20}|glffct-[A-Za-z0-9_-]{20}|glsoat-[A-Za-z0-9_-]{19,}[A-Za-z0-9-]|GR1348941[A-Za-z0-9_-]{19,}[A-Za-z0-9-]))(?:[^A-Za-z0-9_-]|$)",
+    },
+    Spec {
+        kind: SecretKind::SlackWebhook,
+        group: 0,
+        validate: always,
+        pattern: r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,}",
+    },
+    Spec {
+        kind: SecretKind::SlackToken,
+        group: 0,
+        validate: not_placeholder_token,
+        pattern: r"\b(?:xox[abposre]-(?:\d-)?\d{5,}(?:-\d+)*-[A-Za-z0-9]{10,}|xoxe\.xox[bp]-\d-[A-Za-z0-9]{100,}|xoxe-\d-[A-Za-z0-9]{100,}|xapp-\d-[A-Z0-9]{9,}-\d{6,}-[a-z0-9]{32,})\b",
+    },
+    Spec {
+        kind: SecretKind::StripeKey,
+        group: 0,
+        validate: not_placeholder_token,
+        pattern: r"\b(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,247}\b",
+    },
+    Spec {
+        kind: SecretKind::AnthropicKey,
+        group: 0,
+        validate: not_placeholder_token,
+        pattern: r"\bsk-ant-(?:api|admin|sid)\d{2}-[A-Za-z0-9_-]{80,}",
+    },
+    Spec {
+        kind: SecretKind::OpenaiKey,
+        group: 0,
+        validate: not_placeholder_token,
+        pattern: r"\bsk-(?:(?:proj|svcacct|admin|None)-)?[A-Za-z0-9_-]{10,}T3BlbkFJ[A-Za-z0-9_-]{10,}|\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{80,}",
+    },
+    Spec {
+        kind: SecretKind::UrlPassword,
+        group: 1,
+        validate: url_password,
+        pattern: r#"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@'"<>{}]{1,64}:([^\s/@'"<>]{1,128})@[A-Za-z0-9.-]+"#,
+    },
+    Spec {
+        kind: SecretKind::UrlPassword,
+        group: 1,
+        validate: curl_password,
+        pattern: r#"\bcurl\b[^\n]{0,200}?\s(?:-u|--user)\s+["']?[^\s:"']{0,64}["']?:["']?([^\s"']{1,128})"#,
+    },
+    Spec {
+        kind: SecretKind::Password,
+        group: 1,
+        validate: assigned_value,
+        pattern: r#"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|secrete|api_?key|apikey|access_?key|private_?key|auth_?token|access_?token|client_?secret|credentials?)[a-z0-9_]{0,20}["'`\]]?\s*(?::=|=>|==?|:|\s)\s*["'`]([^"'`\s]{1,200})["'`]"#,
+    },
+    Spec {
+        kind: SecretKind::Password,
+        group: 1,
+        validate: assigned_bare_value,
+        pattern: r#"(?i)(?:^|[^a-z0-9])(?:[a-z0-9_.-]{0,20}(?:pass(?:word|wd)?|pwd|secret|api_?key|apikey|token))["'\]]?\s*(?::=|=|:)\s*([^\s"'`,;{}<>\[\]]{6,200})"#,
+    },
+    Spec {
+        kind: SecretKind::Iban,
+        group: 0,
+        validate: iban,
+        pattern: r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?\b",
+    },
+    Spec {
+        kind: SecretKind::CreditCard,
+        group: 0,
+        validate: credit_card,
+        pattern: r"\b\d(?:[ -]?\d){12,18}\b",
+    },
+    Spec {
+        kind: SecretKind::Email,
+        group: 0,
+        validate: always,
+        pattern: r"\b[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})\b",
+    },
+    Spec {
+        kind: SecretKind::UsSsn,
+        group: 0,
+        validate: us_ssn,
+        pattern: r"\b\d{3}[- .]?\d{2}[- .]?\d{4}\b",
+    },
+    Spec {
+        kind: SecretKind::IpAddress,
+        group: 0,
+        validate: ipv4,
+        pattern: r"\b(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?\b",
+    },
+    Spec {
+        kind: SecretKind::IpAddress,
+        group: 0,
+        validate: ipv6,
+        pattern: r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?:%[A-Za-z0-9]+)?(?:/\d{1,3})?",
+    },
+    Spec {
+        kind: SecretKind::PhoneNumber,
+        group: 0,
+        validate: phone,
+        pattern: r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?|\b\d{1,4}[ .-])?(?:\d[ .-]?){5,11}\d\b|\b\d{10,11}\b",
+    },
+    Spec {
+        kind: SecretKind::HighEntropyToken,
+        group: 0,
+        validate: high_entropy,
+        pattern: r"[A-Za-z0-9+/_=-]{24,512}",
+    },
+];
+
+// ---- validators ---------------------------------------------------------
+
+fn shannon_entropy(s: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        counts[usize::from(b)] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// True for obvious placeholders: mostly `x`/`X`/`*`/`#`/`0`, template
+/// syntax, or fewer than four distinct alphanumerics.
+pub(crate) fn is_placeholder(value: &str) -> bool {
+    let v = value.trim_matches(|c| matches!(c, '"' | '\'' | '`'));
+    if v.is_empty() {
+        return true;
+    }
+    if v.starts_with('$')
+        || v.starts_with('<')
+        || v.starts_with('{')
+        || v.starts_with('[')
+        || v.starts_with('%')
+        || v.contains("${")
+        || v.contains("{{")
+    {
+        return true;
+    }
+    let fill = v
+        .chars()
+        .filter(|c| matches!(c, 'x' | 'X' | '*' | '#' | '.' | '•'))
+        .count();
+    let alnum: Vec<char> = v.chars().filter(|c| c.is_alphanumeric()).collect();
+    if fill * 2 >= v.chars().count() {
+        return true;
+    }
+    let mut distinct = alnum.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    distinct.len() < 3
+}
+
+fn not_placeholder_token(text: &str, start: usize, end: usize) -> bool {
+    let token = &text[start..end];
+    // Judge the part after the vendor prefix.
+    let body = token.find(['_', '-']).map_or(token, |i| &token[i + 1..]);
+    !is_placeholder(body)
+}
+
+fn aws_key_id(text: &str, start: usize, end: usize) -> bool {
+    let body = &text[start + 4..end];
+    // AWS documentation's example ids end in EXAMPLE.
+    !body.ends_with("EXAMPLE") && !body.chars().all(|c| c == 'X' || c == '0')
+}
+
+fn private_key_body(text: &str, _start: usize, end: usize) -> bool {
+    let rest = &text[end..];
+    let window = &rest[..floor_boundary(rest, 8192)];
+    match window.find("-----END") {
+        // A complete block must carry some key material.
+        Some(i) => {
+            window[..i]
+                .bytes()
+                .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+                .count()
+                >= 16
+        }
+        // A header without an end marker: a truncated key, report it.
+        None => true,
+    }
+}
+
+fn floor_boundary(s: &str, max: usize) -> usize {
+    if s.len() <= max {
+        return s.len();
+    }
+    let mut i = max;
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn jwt_header(text: &str, start: usize, end: usize) -> bool {
+    let token = &text[start..end];
+    let header = token.split('.').next().unwrap_or("").trim_end_matches('=');
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header) else {
+        return false;
+    };
+    let trimmed = bytes.trim_ascii();
+    trimmed.first() == Some(&b'{') && trimmed.last() == Some(&b'}')
+}
+
+fn url_password(text: &str, start: usize, end: usize) -> bool {
+    let pw = &text[start..end];
+    !pw.starts_with('$')
+        && !pw.starts_with('{')
+        && !pw.starts_with('<')
+        && !pw.starts_with('[')
+        && !pw.starts_with('%')
+}
+
+fn curl_password(text: &str, start: usize, end: usize) -> bool {
+    let pw = &text[start..end];
+    url_password(text, start, end)
+        && pw.len() >= 6
+        && !pw.contains("${")
+        && !pw.contains("$(")
+        && !is_placeholder(pw)
+        && shannon_entropy(pw) >= 2.5
+}
+
+const NON_SECRET_VALUES: &[&str] = &[
+    "null",
+    "none",
+    "nil",
+    "true",
+    "false",
+    "undefined",
+    "password",
+    "secret",
+    "changeme",
+    "required",
+    "optional",
+    "string",
+    "redacted",
+    "hidden",
+    "example",
+    "your_password",
+    "yourpassword",
+    "placeholder",
+    "todo",
+    "tbd",
+    "empty",
+];
+
+fn assigned_value(text: &str, start: usize, end: usize) -> bool {
+    let v = &text[start..end];
+    !is_placeholder(v)
+        && v.chars().any(char::is_alphanumeric)
+        && !NON_SECRET_VALUES.contains(&v.to_ascii_lowercase().as_str())
+        && !v.chars().all(|c| c.is_ascii_digit())
+}
+
+fn assigned_bare_value(text: &str, start: usize, end: usize) -> bool {
+    let v = &text[start..end];
+    if !assigned_value(text, start, end) {
+        return false;
+    }
+    // A bare value must look like a credential, not a word, path or call.
+    let has_digit = v.chars().any(|c| c.is_ascii_digit());
+    let has_alpha = v.chars().any(|c| c.is_alphabetic());
+    let mixed_case = v.chars().any(char::is_uppercase) && v.chars().any(char::is_lowercase);
+    let symbol = v.chars().any(|c| "!@#%^&*+=?~".contains(c));
+    let looks_code = v.contains('(')
+        || v.contains("::")
+        || v.contains('/')
+        || v.ends_with(".")
+        || v.starts_with('.');
+    !looks_code && has_alpha && (has_digit || mixed_case || symbol) && shannon_entropy(v) >= 2.8
+}
+
+fn high_entropy(text: &str, start: usize, end: usize) -> bool {
+    let t = &text[start..end];
+    // Not part of a longer identifier, URL path or file name.
+    let before = text[..start].chars().next_back();
+    if matches!(before, Some(c) if c.is_alphanumeric() || c == '.' || c == '\\' || c == '%') {
+        return false;
+    }
+    let upper = t.bytes().filter(u8::is_ascii_uppercase).count();
+    let lower = t.bytes().filter(u8::is_ascii_lowercase).count();
+    let digits = t.bytes().filter(u8::is_ascii_digit).count();
+    if upper < 2 || lower < 2 || digits < 2 {
+        return false;
+    }
+    // Mostly-letter runs are identifiers or words glued together.
+    if t.bytes().filter(|b| *b == b'-' || *b == b'_').count() * 6 > t.len() {
+        return false;
+    }
+    let longest_lower_run = t
+        .split(|c: char| !c.is_ascii_lowercase())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    longest_lower_run < 8 && shannon_entropy(t) >= 4.2
+}
+
+fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(*d);
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum % 10 == 0
+}
+
+fn digits_of(s: &str) -> Vec<u8> {
+    s.bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| b - b'0')
+        .collect()
+}
+
+fn uniform_separators(s: &str) -> bool {
+    let seps: Vec<char> = s.chars().filter(|c| !c.is_ascii_digit()).collect();
+    seps.windows(2).all(|w| w[0] == w[1])
+}
+
+fn credit_card(text: &str, start: usize, end: usize) -> bool {
+    let s = &text[start..end];
+    let d = digits_of(s);
+    if !(13..=19).contains(&d.len()) || !uniform_separators(s) || !luhn(&d) {
+        return false;
+    }
+    // Issuer prefixes: Visa, Mastercard, Amex, Diners, Discover, JCB,
+    // Maestro, UnionPay, and the 1/2 ranges some test numbers use.
+    let p2 = u32::from(d[0]) * 10 + u32::from(d[1]);
+    matches!(d[0], 1 | 2 | 4 | 5 | 6) || matches!(p2, 30 | 34 | 35 | 36 | 37 | 38 | 39)
+}
+
+fn us_ssn(text: &str, start: usize, end: usize) -> bool {
+    let s = &text[start..end];
+    if !uniform_separators(s) {
+        return false;
+    }
+    let d = digits_of(s);
+    if d.len() != 9 {
+        return false;
+    }
+    let area = u32::from(d[0]) * 100 + u32::from(d[1]) * 10 + u32::from(d[2]);
+    let group = u32::from(d[3]) * 10 + u32::from(d[4]);
+    let serial: u32 = d[5..].iter().fold(0, |a, x| a * 10 + u32::from(*x));
+    if area == 0 || area == 666 || area >= 900 || group == 0 || serial == 0 {
+        return false;
+    }
+    // A run of one repeated digit or the canonical sequence is a sample.
+    if d.iter().all(|x| *x == d[0]) || d == [1, 2, 3, 4, 5, 6, 7, 8, 9] {
+        return false;
+    }
+    // Unseparated nine-digit numbers are too common to report bare; keep
+    // them only when the text around says SSN.
+    if !s.contains(['-', ' ', '.']) {
+        let ctx_start = floor_boundary(text, start.saturating_sub(40));
+        let ctx = text[ctx_start..start].to_ascii_lowercase();
+        return ctx.contains("ssn")
+            || ctx.contains("social security")
+            || start == 0 && end == text.len();
+    }
+    true
+}
+
+fn ipv4_parts_ok(s: &str) -> bool {
+    let addr = s.split('/').next().unwrap_or(s);
+    let parts: Vec<&str> = addr.split('.').collect();
+    parts.len() == 4
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.len() <= 3
+                && (p.len() == 1 || !p.starts_with('0'))
+                && p.parse::<u16>().is_ok_and(|v| v <= 255)
+        })
+}
+
+fn ipv4(text: &str, start: usize, end: usize) -> bool {
+    let s = &text[start..end];
+    if !ipv4_parts_ok(s) {
+        return false;
+    }
+    let before = text[..start].chars().next_back();
+    let after = text[end..].chars().next();
+    let after2 = text[end..].chars().nth(1);
+    // Not a piece of a longer dotted sequence (version numbers, OIDs) and
+    // not glued to letters.
+    let glued_before = matches!(before, Some(c) if c.is_alphanumeric() || c == '.' || c == ':');
+    let glued_after = matches!(after, Some(c) if c.is_alphanumeric())
+        || (after == Some('.') && matches!(after2, Some(c) if c.is_ascii_digit()));
+    !glued_before && !glued_after
+}
+
+fn ipv6(text: &str, start: usize, end: usize) -> bool {
+    let s = &text[start..end];
+    let before = text[..start].chars().next_back();
+    if matches!(before, Some(c) if c.is_alphanumeric() || c == ':') {
+        return false;
+    }
+    if matches!(text[end..].chars().next(), Some(c) if c.is_alphanumeric()) {
+        return false;
+    }
+    let addr = s.split('/').next().unwrap_or(s);
+    let addr = addr.split('%').next().unwrap_or(addr);
+    // A bare MAC address or time stamp is not an IPv6 address.
+    if !addr.contains("::") && addr.split(':').count() != 8 && !addr.contains('.') {
+        return false;
+    }
+    addr.parse::<Ipv6Addr>().is_ok()
+}
+
+fn phone(text: &str, start: usize, end: usize) -> bool {
+    let s = &text[start..end];
+    let d = digits_of(s);
+    let international = s.starts_with('+');
+    if international {
+        if !(8..=15).contains(&d.len()) {
+            return false;
+        }
+    } else if !(9..=11).contains(&d.len()) {
+        return false;
+    }
+    let before = text[..start].chars().next_back();
+    if matches!(before, Some(c) if c.is_alphanumeric() || c == '.' || c == '/' || c == '-' || c == ':')
+    {
+        return false;
+    }
+    if matches!(text[end..].chars().next(), Some(c) if c == '.' || c == '/' || c == '-' || c == ':')
+        && text[end + 1..].starts_with(|c: char| c.is_ascii_digit())
+    {
+        return false;
+    }
+    let separated = s.contains([' ', '-', '.', '(']);
+    if !international && !separated {
+        // A bare run of digits: only mobile-style 11-digit numbers starting
+        // with 1, or 10-digit numbers next to the word phone/tel/call.
+        let ctx_start = floor_boundary(text, start.saturating_sub(30));
+        let ctx = text[ctx_start..start].to_ascii_lowercase();
+        let phone_ctx = [
+            "phone", "tel", "call", "mobile", "cell", "number", "whatsapp", "sms",
+        ]
+        .iter()
+        .any(|w| ctx.contains(w));
+        return phone_ctx;
+    }
+    if !international {
+        // NANP: (NXX) NXX-XXXX, or a trunk-prefixed local form 0X-XXXXXXX.
+        let nanp = d.len() == 10 && d[0] >= 2 && d[3] >= 2;
+        let nanp1 = d.len() == 11 && d[0] == 1 && d[1] >= 2;
+        let trunk = d[0] == 0 && s.contains([' ', '-', '(']);
+        if !(nanp || nanp1 || trunk) {
+            return false;
+        }
+        // Dates (2024-01-15) and dotted versions are not phones.
+        if s.contains('.') && !s.contains(['(', ' ']) && s.matches('.').count() != 2 {
+            return false;
+        }
+    }
+    true
+}
+
+const IBAN_LENGTHS: &[(&str, usize)] = &[
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BI", 27),
+    ("BR", 29),
+    ("BY", 28),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DJ", 27),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FK", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IQ", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LC", 32),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("LY", 25),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MN", 20),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NI", 28),
+    ("NL", 18),
+    ("NO", 15),
+    ("OM", 23),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("RU", 33),
+    ("SA", 24),
+    ("SC", 31),
+    ("SD", 18),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("SO", 23),
+    ("ST", 25),
+    ("SV", 28),
+    ("TL", 23),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VA", 22),
+    ("VG", 24),
+    ("XK", 20),
+    ("YE", 30),
+];
+
+/// Validates an IBAN candidate: known country, exact length, mod-97 == 1.
+pub(crate) fn iban_valid(candidate: &str) -> bool {
+    let compact: Vec<u8> = candidate
+        .bytes()
+        .filter(|b| *b != b' ' && *b != b'-')
+        .collect();
+    if compact.len() < 15 || compact.iter().any(|b| !b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let country = std::str::from_utf8(&compact[..2]).unwrap_or("");
+    let Some((_, len)) = IBAN_LENGTHS.iter().find(|(c, _)| *c == country) else {
+        return false;
+    };
+    if compact.len() != *len {
+        return false;
+    }
+    let rearranged = compact[4..].iter().chain(compact[..4].iter());
+    let mut rem: u32 = 0;
+    for b in rearranged {
+        let v = if b.is_ascii_digit() {
+            u32::from(b - b'0')
+        } else {
+            u32::from(b.to_ascii_uppercase() - b'A') + 10
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem == 1
+}
+
+fn iban(text: &str, start: usize, end: usize) -> bool {
+    let s = &text[start..end];
+    uniform_separators_alnum(s) && iban_valid(s)
+}
+
+fn uniform_separators_alnum(s: &str) -> bool {
+    let seps: Vec<char> = s.chars().filter(|c| !c.is_ascii_alphanumeric()).collect();
+    seps.windows(2).all(|w| w[0] == w[1])
+}
+
+// ---- scanner ------------------------------------------------------------
+
+/// The compiled detector table.
+pub(crate) struct SecretScanner {
+    prefilter: RegexSet,
+    detectors: Vec<Detector>,
+}
+
+impl std::fmt::Debug for SecretScanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretScanner")
+            .field("detectors", &self.detectors.len())
+            .finish()
+    }
+}
+
+impl SecretScanner {
+    pub(crate) fn new(enabled: &[SecretKind]) -> Result<Self, ScreenError> {
+        let specs: Vec<&Spec> = SPECS.iter().filter(|s| enabled.contains(&s.kind)).collect();
+        let prefilter = RegexSet::new(specs.iter().map(|s| s.pattern))
+            .map_err(|e| ScreenError::Pattern(e.to_string()))?;
+        let detectors = specs
+            .iter()
+            .map(|s| {
+                Ok(Detector {
+                    kind: s.kind,
+                    regex: Regex::new(s.pattern)
+                        .map_err(|e| ScreenError::Pattern(e.to_string()))?,
+                    group: s.group,
+                    validate: s.validate,
+                })
+            })
+            .collect::<Result<Vec<_>, ScreenError>>()?;
+        Ok(SecretScanner {
+            prefilter,
+            detectors,
+        })
+    }
+
+    /// All non-overlapping matches in `text`, sorted by start offset.
+    pub(crate) fn scan(&self, text: &str) -> Vec<SecretMatch> {
+        let mut found = Vec::new();
+        let candidates = self.prefilter.matches(text);
+        if !candidates.matched_any() {
+            return found;
+        }
+        for i in candidates.iter() {
+            let det = &self.detectors[i];
+            for caps in det.regex.captures_iter(text) {
+                let Some(m) = caps.get(det.group) else {
+                    continue;
+                };
+                if (det.validate)(text, m.start(), m.end()) {
+                    found.push(SecretMatch {
+                        kind: det.kind,
+                        start: m.start(),
+                        end: m.end(),
+                    });
+                }
+            }
+        }
+        resolve_overlaps(found)
+    }
+}
+
+/// Keeps the most specific match where spans overlap: higher priority kind
+/// first, then the longer span.
+fn resolve_overlaps(mut found: Vec<SecretMatch>) -> Vec<SecretMatch> {
+    found.sort_by_key(|m| (m.kind.priority(), usize::MAX - (m.end - m.start), m.start));
+    let mut kept: Vec<SecretMatch> = Vec::with_capacity(found.len());
+    for m in found {
+        if kept.iter().all(|k| m.end <= k.start || m.start >= k.end) {
+            kept.push(m);
+        }
+    }
+    kept.sort_by_key(|m| m.start);
+    kept
+}
+
+/// Name fragments of JSON object members whose string value is a credential
+/// (`{"password": "…"}`, `{"api_key": "…"}`).
+pub(crate) fn is_credential_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase().replace('-', "_");
+    let hit = [
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "api_key",
+        "apikey",
+        "access_key",
+        "private_key",
+        "auth_token",
+        "access_token",
+        "refresh_token",
+        "client_secret",
+        "bearer",
+        "session_token",
+        "credential",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+        || k == "token"
+        || k.ends_with("_token");
+    let descriptive = [
+        "_id", "_name", "_url", "_uri", "_file", "_path", "_type", "_hint", "_length", "_len",
+        "_size", "_count", "_expires", "_expiry", "_ttl", "_at",
+    ]
+    .iter()
+    .any(|s| k.ends_with(s))
+        || k.starts_with("max_")
+        || k.starts_with("num_")
+        || k.contains("tokens");
+    hit && !descriptive
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<SecretKind> {
+        let s = SecretScanner::new(&SecretKind::ALL).unwrap();
+        s.scan(text).into_iter().map(|m| m.kind).collect()
+    }
+
+    fn has(text: &str, kind: SecretKind) -> bool {
+        kinds(text).contains(&kind)
+    }
+
+    #[test]
+    fn aws_access_key() {
+        assert!(has(
+            "key AKIAZ7QWERTYUIOP1234 here",
+            SecretKind::AwsAccessKey
+        ));
+        assert!(!has("akiaz7qwertyuiop1234", SecretKind::AwsAccessKey));
+        assert!(!has("AKIAZ7Q", SecretKind::AwsAccessKey));
+        assert!(!has(
+            "aws_access_key: AKIAIOSFODNN7EXAMPLE",
+            SecretKind::AwsAccessKey
+        ));
+        assert!(!has(
+            "TODAYINASIAASACKOFRICEFELLOVER",
+            SecretKind::AwsAccessKey
+        ));
+    }
+
+    #[test]
+    fn aws_secret_key_needs_exactly_forty() {
+        let ok = r#"aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq8Rv3TkLp""#;
+        assert!(has(ok, SecretKind::AwsSecretKey));
+        let long = r#"aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq8Rv3TkLpa""#;
+        assert!(!has(long, SecretKind::AwsSecretKey));
+    }
+
+    #[test]
+    fn jwt_requires_json_header() {
+        let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        assert_eq!(kinds(jwt), vec![SecretKind::Jwt]);
+        let truncated_header =
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abc";
+        assert!(!has(truncated_header, SecretKind::Jwt));
+        assert!(!has("eyJAAAA.eyJBBB", SecretKind::Jwt));
+    }
+
+    #[test]
+    fn vendor_tokens() {
+        assert!(has(
+            "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",
+            SecretKind::GithubToken
+        ));
+        assert!(!has(
+            "ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            SecretKind::GithubToken
+        ));
+        assert!(has("glpat-hellOworld380_testin", SecretKind::GitlabToken));
+        assert!(!has("glpat-hellOWorld380 testin", SecretKind::GitlabToken));
+        assert!(has(
+            "xoxb-34532454-e039d02840a0b9379c",
+            SecretKind::SlackToken
+        ));
+        assert!(!has("xoxb-12345-abcd234", SecretKind::SlackToken));
+        assert!(has(
+            "https://hooks.slack.com/services/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",
+            SecretKind::SlackWebhook
+        ));
+        assert!(has(
+            "sk_live_ReTllpYQYfIZu2Jnf2lAPFjD",
+            SecretKind::StripeKey
+        ));
+        assert!(!has(
+            "pk_live_j5krY8XTgIcDaHDb3YrsAfCl",
+            SecretKind::StripeKey
+        ));
+        assert!(has(
+            "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",
+            SecretKind::OpenaiKey
+        ));
+        assert!(!has(
+            "sk-Xi8tcNiHV9awbCcvilTeT4BlbkFJ3UDnpdEwNNm6wVBpYM0o",
+            SecretKind::OpenaiKey
+        ));
+    }
+
+    #[test]
+    fn private_key_block() {
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpQIBAAKCAQEAn6/O8li+SX4m98LLYt\n-----END RSA PRIVATE KEY-----";
+        assert!(has(pem, SecretKind::PrivateKey));
+        assert!(!has(
+            "-----BEGIN PRIVATE KEY-----\nanything\n-----END PRIVATE KEY-----",
+            SecretKind::PrivateKey
+        ));
+        assert!(!has("-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n-----END PUBLIC KEY-----", SecretKind::PrivateKey));
+    }
+
+    #[test]
+    fn passwords_in_assignments_and_urls() {
+        assert!(has(r#"db_password = "s3cr3t-Pa55""#, SecretKind::Password));
+        assert!(has("PASSWORD=Tr0ub4dor&3", SecretKind::Password));
+        assert!(!has(r#"password = """#, SecretKind::Password));
+        assert!(!has("password = ${DB_PASSWORD}", SecretKind::Password));
+        assert!(!has("max_tokens: 1000", SecretKind::Password));
+        assert!(has(
+            "postgres://app:hunter2hunter@db.internal:5432/app",
+            SecretKind::UrlPassword
+        ));
+        assert!(!has(
+            "https://url:8000 @something else",
+            SecretKind::UrlPassword
+        ));
+        assert!(has(
+            "curl -u elastic:P@ssw0rd$1x https://localhost:9200",
+            SecretKind::UrlPassword
+        ));
+        assert!(!has(
+            "curl -u user:pass https://localhost:9200",
+            SecretKind::UrlPassword
+        ));
+    }
+
+    #[test]
+    fn credit_card_requires_luhn() {
+        assert!(has(
+            "card 4111 1111 1111 1111 exp 12/29",
+            SecretKind::CreditCard
+        ));
+        assert!(has("4012-8888-8888-1881", SecretKind::CreditCard));
+        assert!(
+            !has("4012-8888-8888-1882", SecretKind::CreditCard),
+            "Luhn-invalid"
+        );
+        assert!(
+            !has("4012-8888 8888-1881", SecretKind::CreditCard),
+            "mixed separators"
+        );
+    }
+
+    #[test]
+    fn ssn_rules() {
+        assert!(has("ssn 078-05-1123", SecretKind::UsSsn));
+        assert!(!has("078-05-0000", SecretKind::UsSsn));
+        assert!(!has("666-12-3456", SecretKind::UsSsn));
+        assert!(!has("078 00 1123", SecretKind::UsSsn));
+        assert!(!has("693-09.4444", SecretKind::UsSsn));
+    }
+
+    #[test]
+    fn iban_checksum() {
+        assert!(has(
+            "pay to GB82 WEST 1234 5698 7654 32 today",
+            SecretKind::Iban
+        ));
+        assert!(has("DE89370400440532013000", SecretKind::Iban));
+        assert!(
+            !has("GB82 WEST 1234 5698 7654 33", SecretKind::Iban),
+            "bad checksum"
+        );
+        assert!(
+            !has("DE8937040044053201300", SecretKind::Iban),
+            "wrong length"
+        );
+    }
+
+    #[test]
+    fn email_phone_ip() {
+        assert!(has("write to jane.doe+x@example.co.uk", SecretKind::Email));
+        assert!(!has("my email is info@presidio.", SecretKind::Email));
+        assert!(has("call (415) 555-0132", SecretKind::PhoneNumber));
+        assert!(has("call +44 20 7123 4567", SecretKind::PhoneNumber));
+        assert!(!has("version 2024-01-15", SecretKind::PhoneNumber));
+        assert!(has("host 192.168.1.1.", SecretKind::IpAddress));
+        assert!(has("Server IP: 2001:db8::1", SecretKind::IpAddress));
+        assert!(!has("256.256.256.256", SecretKind::IpAddress));
+        assert!(!has("1.2.3.4.5.6", SecretKind::IpAddress));
+        assert!(!has("1.2.3.04", SecretKind::IpAddress));
+        assert!(!has("MAC address aa:bb:cc:dd:ee:ff", SecretKind::IpAddress));
+    }
+
+    #[test]
+    fn high_entropy_token_and_overlap() {
+        assert_eq!(
+            kinds("token: Zx8Qm2LpT4vR9sKw7YbN3cJh6Fd"),
+            vec![SecretKind::Password]
+        );
+        assert!(has(
+            "blob Zx8Qm2LpT4vR9sKw7YbN3cJh6FdA1 end",
+            SecretKind::HighEntropyToken
+        ));
+        assert!(!has(
+            "ThisIsJustAVeryLongIdentifierName",
+            SecretKind::HighEntropyToken
+        ));
+        assert!(!has(
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b",
+            SecretKind::HighEntropyToken
+        ));
+    }
+
+    #[test]
+    fn credential_key_names() {
+        assert!(is_credential_key("password"));
+        assert!(is_credential_key("DB_PASSWORD"));
+        assert!(is_credential_key("apiKey".to_ascii_lowercase().as_str()));
+        assert!(is_credential_key("github_token"));
+        assert!(!is_credential_key("max_tokens"));
+        assert!(!is_credential_key("token_url"));
+        assert!(!is_credential_key("secret_name"));
+    }
+}
