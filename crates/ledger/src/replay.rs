@@ -59,7 +59,7 @@ impl Replay {
     /// root pairs, in any order). Checkpoints of size 0 are checked at once.
     pub fn new(checkpoints: impl IntoIterator<Item = (u64, Hash)>) -> Result<Self, ReplayError> {
         let mut expected: Vec<(u64, Hash)> = checkpoints.into_iter().collect();
-        expected.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        expected.sort_unstable_by_key(|&(size, _)| std::cmp::Reverse(size));
         let mut replay = Self {
             frontier: Frontier::new(),
             expected,
