@@ -36,7 +36,7 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     Sha256::digest(block).into()
 }
 
-/// Converts a byte slice to a [`Hash`] if it is exactly 32 bytes long.
+/// Converts a byte slice to a [`tyalias@Hash`] if it is exactly 32 bytes long.
 #[must_use]
 pub fn hash_from_slice(bytes: &[u8]) -> Option<Hash> {
     bytes.try_into().ok()

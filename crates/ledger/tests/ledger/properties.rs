@@ -218,6 +218,7 @@ fn size_flips_can_keep_the_proof_shape() {
 fn frontier_reloaded_from_stored_nodes_continues_identically() {
     let tree = Tree::new(300, 3);
     for size in [0u64, 1, 2, 3, 7, 64, 255, 256, 257, 299] {
+        assert_eq!(Frontier::node_ids(size), root_plan(size).nodes());
         let hashes: Vec<Hash> = Frontier::node_ids(size)
             .into_iter()
             .map(|id| tree.node(id).expect("stored node"))
