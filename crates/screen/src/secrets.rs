@@ -182,145 +182,56 @@ fn always(_: &str, _: usize, _: usize) -> bool {
     true
 }
 
+#[rustfmt::skip]
 const SPECS: &[Spec] = &[
-    Spec {
-        kind: SecretKind::PrivateKey,
-        group: 0,
-        validate: private_key_body,
-        pattern: r"-----BEGIN[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----",
-    },
-    Spec {
-        kind: SecretKind::Jwt,
-        group: 0,
-        validate: jwt_header,
-        pattern: r"\beyJ[A-Za-z0-9_-]{10,}={0,2}\.eyJ[A-Za-z0-9_-]{4,}={0,2}(?:\.[A-Za-z0-9_-]*)?",
-    },
-    Spec {
-        kind: SecretKind::AwsAccessKey,
-        group: 1,
-        validate: aws_key_id,
-        pattern: r"(?:^|[^A-Za-z0-9/+])((?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA|A3T[A-Z0-9])[A-Z0-9]{16})(?:[^A-Za-z0-9/+]|$)",
-    },
-    Spec {
-        kind: SecretKind::AwsSecretKey,
-        group: 1,
-        validate: not_placeholder_token,
-        pattern: r#"(?i)aws[\w.-]{0,30}?(?:secret|access)[\w.-]{0,20}["'\]]?\s*(?::=|=>|=|:)\s*["']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+]|$)"#,
-    },
-    Spec {
-        kind: SecretKind::GithubToken,
-        group: 0,
-        validate: not_placeholder_token,
-        pattern: r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{70,255})\b",
-    },
-    Spec {
-        kind: SecretKind::GitlabToken,
-        group: 1,
-        validate: not_placeholder_token,
-        pattern: r"(?:^|[^A-Za-z0-9_-])((?:glpat-[A-Za-z0-9_-]{20}|glpat-[A-Za-z0-9_-]{27,300}\.[0-9a-z]{2}[0-9a-z]{7}|gldt-[A-Za-z0-9_-]{20}|glptt-[A-Za-z0-9_-]{40}|glrt-[A-Za-z0-9_-]{20}|glrt-t\d_[A-Za-z0-9_-]{27,300}\.[0-9a-z]{2}[0-9a-z]{7}|glcbt-(?:[0-9a-fA-F]{1,5}_)?[A-Za-z0-9_-]{20}|glimt-[A-Za-z0-9_-]{25}|glagent-[A-Za-z0-9_-]{50,1024}|gloas-[A-Za-z0-9_-]{64}|glft-[A-Za-z0-9_-]{20}|glffct-[A-Za-z0-9_-]{20}|glsoat-[A-Za-z0-9_-]{19,}[A-Za-z0-9-]|GR1348941[A-Za-z0-9_-]{19,}[A-Za-z0-9-]))(?:[^A-Za-z0-9_-]|$)",
-    },
-    Spec {
-        kind: SecretKind::SlackWebhook,
-        group: 0,
-        validate: always,
-        pattern: r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,}",
-    },
-    Spec {
-        kind: SecretKind::SlackToken,
-        group: 0,
-        validate: not_placeholder_token,
-        pattern: r"\b(?:xox[abposre]-(?:\d-)?\d{5,}(?:-\d+)*-[A-Za-z0-9]{10,}|xoxe\.xox[bp]-\d-[A-Za-z0-9]{100,}|xoxe-\d-[A-Za-z0-9]{100,}|xapp-\d-[A-Z0-9]{9,}-\d{6,}-[a-z0-9]{32,})\b",
-    },
-    Spec {
-        kind: SecretKind::StripeKey,
-        group: 0,
-        validate: not_placeholder_token,
-        pattern: r"\b(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,247}\b",
-    },
-    Spec {
-        kind: SecretKind::AnthropicKey,
-        group: 0,
-        validate: not_placeholder_token,
-        pattern: r"\bsk-ant-(?:api|admin|sid)\d{2}-[A-Za-z0-9_-]{80,}",
-    },
-    Spec {
-        kind: SecretKind::OpenaiKey,
-        group: 0,
-        validate: not_placeholder_token,
-        pattern: r"\bsk-(?:(?:proj|svcacct|admin|None)-)?[A-Za-z0-9_-]{10,}T3BlbkFJ[A-Za-z0-9_-]{10,}|\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{80,}",
-    },
-    Spec {
-        kind: SecretKind::UrlPassword,
-        group: 1,
-        validate: url_password,
-        pattern: r#"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@'"<>{}]{1,64}:([^\s/@'"<>]{1,128})@[A-Za-z0-9.-]+"#,
-    },
-    Spec {
-        kind: SecretKind::UrlPassword,
-        group: 1,
-        validate: curl_password,
-        pattern: r#"\bcurl\b[^\n]{0,200}?\s(?:-u|--user)\s+["']?[^\s:"']{0,64}["']?:["']?([^\s"']{1,128})"#,
-    },
-    Spec {
-        kind: SecretKind::Password,
-        group: 1,
-        validate: assigned_value,
-        pattern: r#"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|secrete|api_?key|apikey|access_?key|private_?key|auth_?token|access_?token|client_?secret|credentials?)[a-z0-9_]{0,20}["'`\]]?\s*(?::=|=>|==?|:|\s)\s*["'`]([^"'`\s]{1,200})["'`]"#,
-    },
-    Spec {
-        kind: SecretKind::Password,
-        group: 1,
-        validate: assigned_bare_value,
-        pattern: r#"(?i)(?:^|[^a-z0-9])(?:[a-z0-9_.-]{0,20}(?:pass(?:word|wd)?|pwd|secret|api_?key|apikey|token))["'\]]?\s*(?::=|=|:)\s*([^\s"'`,;{}<>\[\]]{6,200})"#,
-    },
-    Spec {
-        kind: SecretKind::Iban,
-        group: 0,
-        validate: iban,
-        pattern: r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?\b",
-    },
-    Spec {
-        kind: SecretKind::CreditCard,
-        group: 0,
-        validate: credit_card,
-        pattern: r"\b\d(?:[ -]?\d){12,18}\b",
-    },
-    Spec {
-        kind: SecretKind::Email,
-        group: 0,
-        validate: always,
-        pattern: r"\b[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})\b",
-    },
-    Spec {
-        kind: SecretKind::UsSsn,
-        group: 0,
-        validate: us_ssn,
-        pattern: r"\b\d{3}[- .]?\d{2}[- .]?\d{4}\b",
-    },
-    Spec {
-        kind: SecretKind::IpAddress,
-        group: 0,
-        validate: ipv4,
-        pattern: r"\b(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?\b",
-    },
-    Spec {
-        kind: SecretKind::IpAddress,
-        group: 0,
-        validate: ipv6,
-        pattern: r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?:%[A-Za-z0-9]+)?(?:/\d{1,3})?",
-    },
-    Spec {
-        kind: SecretKind::PhoneNumber,
-        group: 0,
-        validate: phone,
-        pattern: r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?|\b\d{1,4}[ .-])?(?:\d[ .-]?){5,11}\d\b|\b\d{10,11}\b",
-    },
-    Spec {
-        kind: SecretKind::HighEntropyToken,
-        group: 0,
-        validate: high_entropy,
-        pattern: r"[A-Za-z0-9+/_=-]{24,512}",
-    },
+    Spec { kind: SecretKind::PrivateKey, group: 0, validate: private_key_body,
+        pattern: r"-----BEGIN[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----" },
+    Spec { kind: SecretKind::Jwt, group: 0, validate: jwt_header,
+        pattern: r"\beyJ[A-Za-z0-9_-]{10,}={0,2}\.eyJ[A-Za-z0-9_-]{4,}={0,2}(?:\.[A-Za-z0-9_-]*)?" },
+    Spec { kind: SecretKind::AwsAccessKey, group: 1, validate: aws_key_id,
+        pattern: r"(?:^|[^A-Za-z0-9/+])((?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA|A3T[A-Z0-9])[A-Z0-9]{16})(?:[^A-Za-z0-9/+]|$)" },
+    Spec { kind: SecretKind::AwsSecretKey, group: 1, validate: not_placeholder_token,
+        pattern: r#"(?i)aws[\w.-]{0,30}?(?:secret|access)[\w.-]{0,20}["'\]]?\s*(?::=|=>|=|:)\s*["']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+]|$)"# },
+    Spec { kind: SecretKind::GithubToken, group: 0, validate: not_placeholder_token,
+        pattern: r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{70,255})\b" },
+    Spec { kind: SecretKind::GitlabToken, group: 1, validate: not_placeholder_token,
+        pattern: r"(?:^|[^A-Za-z0-9_-])((?:glpat-[A-Za-z0-9_-]{20}|glpat-[A-Za-z0-9_-]{27,300}\.[0-9a-z]{2}[0-9a-z]{7}|gldt-[A-Za-z0-9_-]{20}|glptt-[A-Za-z0-9_-]{40}|glrt-[A-Za-z0-9_-]{20}|glrt-t\d_[A-Za-z0-9_-]{27,300}\.[0-9a-z]{2}[0-9a-z]{7}|glcbt-(?:[0-9a-fA-F]{1,5}_)?[A-Za-z0-9_-]{20}|glimt-[A-Za-z0-9_-]{25}|glagent-[A-Za-z0-9_-]{50,1024}|gloas-[A-Za-z0-9_-]{64}|glft-[A-Za-z0-9_-]{20}|glffct-[A-Za-z0-9_-]{20}|glsoat-[A-Za-z0-9_-]{19,}[A-Za-z0-9-]|GR1348941[A-Za-z0-9_-]{19,}[A-Za-z0-9-]))(?:[^A-Za-z0-9_-]|$)" },
+    Spec { kind: SecretKind::SlackWebhook, group: 0, validate: always,
+        pattern: r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,}" },
+    Spec { kind: SecretKind::SlackToken, group: 0, validate: not_placeholder_token,
+        pattern: r"\b(?:xox[abposre]-(?:\d-)?\d{5,}(?:-\d+)*-[A-Za-z0-9]{10,}|xoxe\.xox[bp]-\d-[A-Za-z0-9]{100,}|xoxe-\d-[A-Za-z0-9]{100,}|xapp-\d-[A-Z0-9]{9,}-\d{6,}-[a-z0-9]{32,})\b" },
+    Spec { kind: SecretKind::StripeKey, group: 0, validate: not_placeholder_token,
+        pattern: r"\b(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,247}\b" },
+    Spec { kind: SecretKind::AnthropicKey, group: 0, validate: not_placeholder_token,
+        pattern: r"\bsk-ant-(?:api|admin|sid)\d{2}-[A-Za-z0-9_-]{80,}" },
+    Spec { kind: SecretKind::OpenaiKey, group: 0, validate: not_placeholder_token,
+        pattern: r"\bsk-(?:(?:proj|svcacct|admin|None)-)?[A-Za-z0-9_-]{10,}T3BlbkFJ[A-Za-z0-9_-]{10,}|\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{80,}" },
+    Spec { kind: SecretKind::UrlPassword, group: 1, validate: url_password,
+        pattern: r#"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@'"<>{}]{1,64}:([^\s/@'"<>]{1,128})@[A-Za-z0-9.-]+"# },
+    Spec { kind: SecretKind::UrlPassword, group: 1, validate: curl_password,
+        pattern: r#"\bcurl\b(?s:.){0,300}?\s(?:-u|--user)\s+["']?[^\s:"']{0,64}["']?:["']?([^\s"']{1,128})"# },
+    Spec { kind: SecretKind::Password, group: 1, validate: assigned_value,
+        pattern: r#"(?i)(?:pass|pwd|secret|api_?key|apikey|access_?key|private_?key|token|credential)[a-z0-9_]{0,30}["'`\]]?[ \t]*(?::=|=>|!==?|===?|=|:|[ \t])[ \t]*@?["'`]([^"'`\n]{1,200})["'`]"# },
+    Spec { kind: SecretKind::Password, group: 1, validate: compared_value,
+        pattern: r#"["'`]([^"'`\n]{1,200})["'`][ \t]*(?:!==?|===?)[ \t]*[A-Za-z_][A-Za-z0-9_]{0,40}"# },
+    Spec { kind: SecretKind::Password, group: 1, validate: assigned_bare_value,
+        pattern: r#"(?i)(?:pass|pwd|secret|api_?key|apikey|token)[a-z0-9_]{0,30}["'\]]?[ \t]*(?::=|=|:)[ \t]*([^\s"'`,;]{6,200})"# },
+    Spec { kind: SecretKind::Iban, group: 0, validate: iban,
+        pattern: r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?\b" },
+    Spec { kind: SecretKind::CreditCard, group: 0, validate: credit_card,
+        pattern: r"\b\d(?:[ -]?\d){12,18}\b" },
+    Spec { kind: SecretKind::Email, group: 0, validate: always,
+        pattern: r"\b[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})\b" },
+    Spec { kind: SecretKind::UsSsn, group: 0, validate: us_ssn,
+        pattern: r"\b\d{3}[- .]?\d{2}[- .]?\d{4}\b" },
+    Spec { kind: SecretKind::IpAddress, group: 0, validate: ipv4,
+        pattern: r"\b(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?\b" },
+    Spec { kind: SecretKind::IpAddress, group: 0, validate: ipv6,
+        pattern: r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?:%[A-Za-z0-9]+)?(?:/\d{1,3})?" },
+    Spec { kind: SecretKind::PhoneNumber, group: 0, validate: phone,
+        pattern: r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?|\b\d{1,4}[ .-])?(?:\d[ .-]?){5,11}\d\b|\b\d{10,11}\b" },
+    Spec { kind: SecretKind::HighEntropyToken, group: 0, validate: high_entropy,
+        pattern: r"[A-Za-z0-9+/_-]{24,512}={0,2}" },
 ];
 
 // ---- validators ---------------------------------------------------------
@@ -348,14 +259,24 @@ pub(crate) fn is_placeholder(value: &str) -> bool {
     if v.is_empty() {
         return true;
     }
-    if v.starts_with('$')
-        || v.starts_with('<')
-        || v.starts_with('{')
-        || v.starts_with('[')
-        || v.starts_with('%')
-        || v.contains("${")
-        || v.contains("{{")
+    let wrapped = |open: &str, close: &str| v.starts_with(open) && v.ends_with(close);
+    let shell_var = v.starts_with('$')
+        && v[1..]
+            .trim_start_matches(['{', '('])
+            .trim_end_matches(['}', ')'])
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == ' ');
+    if shell_var
+        || wrapped("${", "}")
+        || wrapped("{{", "}}")
+        || wrapped("<", ">")
+        || wrapped("[", "]")
+        || wrapped("%", "%")
+        || wrapped("{", "}")
     {
+        return true;
+    }
+    if has_sequence_run(v, 6) {
         return true;
     }
     let fill = v
@@ -372,11 +293,58 @@ pub(crate) fn is_placeholder(value: &str) -> bool {
     distinct.len() < 3
 }
 
+/// Whether `v` holds `len` or more consecutive ascending characters
+/// (`abcdef`, `123456`), a hallmark of hand-written sample values.
+fn has_sequence_run(v: &str, len: usize) -> bool {
+    let mut run = 1;
+    for w in v.as_bytes().windows(2) {
+        if w[0].is_ascii_alphanumeric() && w[1] == w[0].wrapping_add(1) {
+            run += 1;
+            if run >= len {
+                return true;
+            }
+        } else {
+            run = 1;
+        }
+    }
+    false
+}
+
+/// The identifier just before an assignment or comparison whose value
+/// starts at `pos` (skipping quotes, spaces and operators), e.g.
+/// `db_password` in `db_password = "…"`.
+fn key_before(text: &str, pos: usize) -> &str {
+    let trimmed = text[..pos].trim_end_matches(|c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                '"' | '\'' | '`' | '@' | ':' | '=' | '>' | '!' | ']' | '['
+            )
+    });
+    let start = trimmed
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == '-' || *c == '.'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    &trimmed[start..]
+}
+
+/// The identifier just after a comparison operator starting at `pos`.
+fn key_after(text: &str, pos: usize) -> &str {
+    let tail = text[pos..].trim_start_matches(|c: char| {
+        c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '=' | '!')
+    });
+    let end = tail
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(tail.len());
+    &tail[..end]
+}
+
 fn not_placeholder_token(text: &str, start: usize, end: usize) -> bool {
     let token = &text[start..end];
     // Judge the part after the vendor prefix.
     let body = token.find(['_', '-']).map_or(token, |i| &token[i + 1..]);
-    !is_placeholder(body)
+    !is_placeholder(body) && (body.len() < 16 || shannon_entropy(body) >= 2.5)
 }
 
 fn aws_key_id(text: &str, start: usize, end: usize) -> bool {
@@ -420,7 +388,16 @@ fn jwt_header(text: &str, start: usize, end: usize) -> bool {
         return false;
     };
     let trimmed = bytes.trim_ascii();
-    trimmed.first() == Some(&b'{') && trimmed.last() == Some(&b'}')
+    if serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(trimmed).is_ok() {
+        return true;
+    }
+    // Tolerate a corrupted value but insist on a JOSE header's shape.
+    let jose: [&[u8]; 4] = [b"\"alg\"", b"\"typ\"", b"\"kid\"", b"\"enc\""];
+    trimmed.starts_with(b"{\"")
+        && trimmed.ends_with(b"}")
+        && jose
+            .iter()
+            .any(|k| trimmed.windows(k.len()).any(|w| w == *k))
 }
 
 fn url_password(text: &str, start: usize, end: usize) -> bool {
@@ -434,7 +411,9 @@ fn url_password(text: &str, start: usize, end: usize) -> bool {
 
 fn curl_password(text: &str, start: usize, end: usize) -> bool {
     let pw = &text[start..end];
+    let bare = pw.trim_end_matches(['>', '"', '\'', ']']);
     url_password(text, start, end)
+        && !NON_SECRET_VALUES.contains(&bare.to_ascii_lowercase().as_str())
         && pw.len() >= 6
         && !pw.contains("${")
         && !pw.contains("$(")
@@ -467,7 +446,14 @@ const NON_SECRET_VALUES: &[&str] = &[
 ];
 
 fn assigned_value(text: &str, start: usize, end: usize) -> bool {
-    let v = &text[start..end];
+    is_credential_key(key_before(text, start)) && plausible_value(&text[start..end])
+}
+
+fn compared_value(text: &str, start: usize, end: usize) -> bool {
+    is_credential_key(key_after(text, end + 1)) && plausible_value(&text[start..end])
+}
+
+fn plausible_value(v: &str) -> bool {
     !is_placeholder(v)
         && v.chars().any(char::is_alphanumeric)
         && !NON_SECRET_VALUES.contains(&v.to_ascii_lowercase().as_str())
@@ -484,11 +470,14 @@ fn assigned_bare_value(text: &str, start: usize, end: usize) -> bool {
     let has_alpha = v.chars().any(|c| c.is_alphabetic());
     let mixed_case = v.chars().any(char::is_uppercase) && v.chars().any(char::is_lowercase);
     let symbol = v.chars().any(|c| "!@#%^&*+=?~".contains(c));
-    let looks_code = v.contains('(')
-        || v.contains("::")
-        || v.contains('/')
-        || v.ends_with(".")
-        || v.starts_with('.');
+    let call = v.find('(').is_some_and(|i| {
+        i > 0
+            && v[..i]
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+    });
+    let looks_code =
+        call || v.contains("::") || v.contains("://") || v.ends_with('.') || v.starts_with('.');
     !looks_code && has_alpha && (has_digit || mixed_case || symbol) && shannon_entropy(v) >= 2.8
 }
 
@@ -497,6 +486,17 @@ fn high_entropy(text: &str, start: usize, end: usize) -> bool {
     // Not part of a longer identifier, URL path or file name.
     let before = text[..start].chars().next_back();
     if matches!(before, Some(c) if c.is_alphanumeric() || c == '.' || c == '\\' || c == '%') {
+        return false;
+    }
+    let key = key_before(text, start).to_ascii_lowercase();
+    if key.contains("public") || key.starts_with("pub") {
+        return false;
+    }
+    let wordy = t
+        .split(['_', '-'])
+        .filter(|seg| seg.len() >= 3 && seg.chars().all(|c| c.is_ascii_alphabetic()))
+        .count();
+    if wordy >= 2 {
         return false;
     }
     let upper = t.bytes().filter(u8::is_ascii_uppercase).count();
@@ -683,6 +683,7 @@ fn phone(text: &str, start: usize, end: usize) -> bool {
     true
 }
 
+#[rustfmt::skip]
 const IBAN_LENGTHS: &[(&str, usize)] = &[
     ("AD", 24),
     ("AE", 23),
@@ -899,7 +900,19 @@ fn resolve_overlaps(mut found: Vec<SecretMatch>) -> Vec<SecretMatch> {
 /// Name fragments of JSON object members whose string value is a credential
 /// (`{"password": "…"}`, `{"api_key": "…"}`).
 pub(crate) fn is_credential_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase().replace('-', "_");
+    // camelCase → snake_case, then lowercase.
+    let mut k = String::with_capacity(key.len() + 4);
+    let mut prev_lower = false;
+    for c in key.chars() {
+        if c.is_ascii_uppercase() && prev_lower {
+            k.push('_');
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        k.push(match c {
+            '-' | '.' => '_',
+            c => c.to_ascii_lowercase(),
+        });
+    }
     let hit = [
         "password",
         "passwd",
@@ -921,7 +934,9 @@ pub(crate) fn is_credential_key(key: &str) -> bool {
     .iter()
     .any(|w| k.contains(w))
         || k == "token"
-        || k.ends_with("_token");
+        || k.ends_with("_token")
+        || k.split('_')
+            .any(|p| p == "pass" || p == "pwd" || p == "secrete");
     let descriptive = [
         "_id", "_name", "_url", "_uri", "_file", "_path", "_type", "_hint", "_length", "_len",
         "_size", "_count", "_expires", "_expiry", "_ttl", "_at",
