@@ -280,6 +280,9 @@ const RULES: &[Rule] = &[
         pattern: r"\b(?:transfer|wire|send|pay) \$?\d[\d,.]* ?(?:usd|dollars|eur|euros|btc|eth|bitcoin|ether)? to (?:the )?(?:account|wallet|iban|address|recipient)\b" },
 ];
 
+/// Rules per compiled set.
+const SET_SIZE: usize = 8;
+
 fn expand(pattern: &str) -> String {
     let mut p = pattern.to_owned();
     for (name, value) in VOCAB {
@@ -330,7 +333,10 @@ impl InjectionVerdict {
 
 /// The compiled rule table.
 pub(crate) struct InjectionMatcher {
-    set: RegexSet,
+    /// The rule table split into small sets, each with its own lazy DFA:
+    /// one set of every rule overflows the DFA cache and falls back to a
+    /// slow engine, while small sets each stay in their fast DFA.
+    sets: Vec<(usize, RegexSet)>,
 }
 
 impl std::fmt::Debug for InjectionMatcher {
@@ -344,20 +350,29 @@ impl std::fmt::Debug for InjectionMatcher {
 impl InjectionMatcher {
     pub(crate) fn new() -> Result<Self, ScreenError> {
         let patterns: Vec<String> = RULES.iter().map(|r| expand(r.pattern)).collect();
-        let set = RegexSetBuilder::new(&patterns)
-            .unicode(false)
-            .size_limit(64 << 20)
-            .dfa_size_limit(32 << 20)
-            .build()
-            .map_err(|e| ScreenError::Pattern(e.to_string()))?;
-        Ok(InjectionMatcher { set })
+        let sets = patterns
+            .chunks(SET_SIZE)
+            .enumerate()
+            .map(|(i, chunk)| {
+                RegexSetBuilder::new(chunk)
+                    .unicode(false)
+                    .size_limit(64 << 20)
+                    .dfa_size_limit(16 << 20)
+                    .build()
+                    .map(|set| (i * SET_SIZE, set))
+                    .map_err(|e| ScreenError::Pattern(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(InjectionMatcher { sets })
     }
 
     /// Adds the indices of the rules matching `normalized` to `hits`.
     pub(crate) fn matches(&self, normalized: &str, hits: &mut Vec<usize>) {
-        for i in self.set.matches(normalized.as_bytes()).iter() {
-            if !hits.contains(&i) {
-                hits.push(i);
+        for (offset, set) in &self.sets {
+            for i in set.matches(normalized.as_bytes()).iter() {
+                if !hits.contains(&(offset + i)) {
+                    hits.push(offset + i);
+                }
             }
         }
     }

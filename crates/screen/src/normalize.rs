@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use base64::Engine as _;
-use regex::Regex;
+use regex::bytes::{Regex, RegexBuilder};
 use unicode_normalization::UnicodeNormalization;
 
 /// Work limits for decoding embedded encoded runs.
@@ -103,12 +103,24 @@ fn unicode_fold(text: &str) -> Cow<'_, str> {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
-    for c in text.chars().filter(|c| !is_invisible(*c)).nfkd() {
-        if is_combining_mark(c) || is_invisible(c) {
+    let mut buf = [0u8; 4];
+    for c in text.chars() {
+        if c.is_ascii() {
+            // ASCII is its own compatibility decomposition; the ASCII word
+            // pass lowercases it.
+            out.push(c);
             continue;
         }
-        for l in c.to_lowercase() {
-            out.push(fold_confusable(l));
+        if is_invisible(c) {
+            continue;
+        }
+        for d in c.encode_utf8(&mut buf).nfkd() {
+            if is_combining_mark(d) || is_invisible(d) {
+                continue;
+            }
+            for l in d.to_lowercase() {
+                out.push(fold_confusable(l));
+            }
         }
     }
     Cow::Owned(out)
@@ -162,7 +174,16 @@ fn strip_for_decoding(text: &str) -> Cow<'_, str> {
     if text.is_ascii() {
         return Cow::Borrowed(text);
     }
-    Cow::Owned(text.chars().filter(|c| !is_invisible(*c)).nfkc().collect())
+    let mut out = String::with_capacity(text.len());
+    let mut buf = [0u8; 4];
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else if !is_invisible(c) {
+            out.extend(c.encode_utf8(&mut buf).nfkc());
+        }
+    }
+    Cow::Owned(out)
 }
 
 struct EncodedRuns {
@@ -186,7 +207,10 @@ fn encoded_runs() -> &'static EncodedRuns {
 fn compile(pattern: &str) -> Regex {
     // The patterns are literals of this module and covered by its tests.
     #[allow(clippy::expect_used)]
-    Regex::new(pattern).expect("static pattern compiles")
+    RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .expect("static pattern compiles")
 }
 
 /// Whether decoded bytes look like natural-language text worth screening.
@@ -260,6 +284,21 @@ fn cap(run: &str, max: usize) -> &str {
     &run[..end]
 }
 
+/// The matched run as text; byte-level matches of these ASCII patterns
+/// start and end on ASCII bytes except for the percent pattern's edges,
+/// which are widened to character boundaries.
+fn run_str<'t>(text: &'t str, m: &regex::bytes::Match<'_>) -> &'t str {
+    let mut start = m.start();
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = m.end();
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    &text[start..end]
+}
+
 /// Finds base64, hex and percent-encoded runs in `text` and returns the ones
 /// that decode to readable text. Bounded by `limits`.
 pub(crate) fn decoded_runs(text: &str, limits: Limits) -> Vec<String> {
@@ -267,28 +306,28 @@ pub(crate) fn decoded_runs(text: &str, limits: Limits) -> Vec<String> {
     let runs = encoded_runs();
     let mut out = Vec::new();
     if text.contains('%') {
-        for m in runs.percent.find_iter(&text) {
+        for m in runs.percent.find_iter(text.as_bytes()) {
             if out.len() >= limits.max_runs {
                 return out;
             }
-            if let Some(s) = decode_percent(cap(m.as_str(), limits.max_run_len)) {
+            if let Some(s) = decode_percent(cap(run_str(&text, &m), limits.max_run_len)) {
                 out.push(s);
             }
         }
     }
-    for m in runs.base64.find_iter(&text) {
+    for m in runs.base64.find_iter(text.as_bytes()) {
         if out.len() >= limits.max_runs {
             return out;
         }
-        if let Some(s) = decode_base64(cap(m.as_str(), limits.max_run_len)) {
+        if let Some(s) = decode_base64(cap(run_str(&text, &m), limits.max_run_len)) {
             out.push(s);
         }
     }
-    for m in runs.hex.find_iter(&text) {
+    for m in runs.hex.find_iter(text.as_bytes()) {
         if out.len() >= limits.max_runs {
             return out;
         }
-        if let Some(s) = decode_hex(cap(m.as_str(), limits.max_run_len)) {
+        if let Some(s) = decode_hex(cap(run_str(&text, &m), limits.max_run_len)) {
             out.push(s);
         }
     }

@@ -14,7 +14,7 @@
 use std::net::Ipv6Addr;
 
 use base64::Engine as _;
-use regex::{Regex, RegexSet};
+use regex::bytes::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::ScreenError;
@@ -822,7 +822,6 @@ fn uniform_separators_alnum(s: &str) -> bool {
 
 /// The compiled detector table.
 pub(crate) struct SecretScanner {
-    prefilter: RegexSet,
     detectors: Vec<Detector>,
 }
 
@@ -837,39 +836,39 @@ impl std::fmt::Debug for SecretScanner {
 impl SecretScanner {
     pub(crate) fn new(enabled: &[SecretKind]) -> Result<Self, ScreenError> {
         let specs: Vec<&Spec> = SPECS.iter().filter(|s| enabled.contains(&s.kind)).collect();
-        let prefilter = RegexSet::new(specs.iter().map(|s| s.pattern))
-            .map_err(|e| ScreenError::Pattern(e.to_string()))?;
         let detectors = specs
             .iter()
             .map(|s| {
                 Ok(Detector {
                     kind: s.kind,
-                    regex: Regex::new(s.pattern)
+                    // ASCII semantics for \b, \d, \s and classes: every
+                    // detector targets ASCII tokens, and Unicode word
+                    // boundaries would force the slow engines on non-ASCII text.
+                    regex: RegexBuilder::new(s.pattern)
+                        .unicode(false)
+                        .build()
                         .map_err(|e| ScreenError::Pattern(e.to_string()))?,
                     group: s.group,
                     validate: s.validate,
                 })
             })
             .collect::<Result<Vec<_>, ScreenError>>()?;
-        Ok(SecretScanner {
-            prefilter,
-            detectors,
-        })
+        Ok(SecretScanner { detectors })
     }
 
     /// All non-overlapping matches in `text`, sorted by start offset.
     pub(crate) fn scan(&self, text: &str) -> Vec<SecretMatch> {
         let mut found = Vec::new();
-        let candidates = self.prefilter.matches(text);
-        if !candidates.matched_any() {
-            return found;
-        }
-        for i in candidates.iter() {
-            let det = &self.detectors[i];
-            for caps in det.regex.captures_iter(text) {
+        for det in &self.detectors {
+            for caps in det.regex.captures_iter(text.as_bytes()) {
                 let Some(m) = caps.get(det.group) else {
                     continue;
                 };
+                // Byte-level matching can end inside a multi-byte character
+                // only at a repetition bound; such a span is not a token.
+                if !text.is_char_boundary(m.start()) || !text.is_char_boundary(m.end()) {
+                    continue;
+                }
                 if (det.validate)(text, m.start(), m.end()) {
                     found.push(SecretMatch {
                         kind: det.kind,
