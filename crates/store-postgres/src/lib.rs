@@ -1,1 +1,473 @@
-//! sealgate-store-postgres
+//! The production backend: one PostgreSQL database shared by several stateless
+//! gateway replicas.
+//!
+//! Indices are assigned per batch under a row lock on the one-row `log_head` table
+//! (see `append`), so batches from every replica get contiguous, commit-ordered
+//! indices. Evidence tables are append-only by trigger, and the service role the
+//! replicas run as has only INSERT and SELECT on them (see the migrations). Transient
+//! failures are retried with jittered backoff within a deadline (`RetryPolicy`).
+//! Row mapping stays in this crate; SQL lives only here and in `migrations/`.
+
+mod append;
+mod error;
+mod migrate;
+mod retry;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use sealgate_core::entry::Status;
+use sealgate_core::Role;
+use sealgate_store::{
+    ApiKey, AppendOutcome, AuditQuery, AuditRow, NewApiKey, NewEntry, NewPolicy, PolicySummary,
+    Redemption, SealRecord, Store, StoreError, StoredEntry, StoredPolicy,
+};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Config, NoTls, Row};
+use tracing::instrument;
+
+pub use migrate::{migrate, SCHEMA_VERSION};
+pub use retry::RetryPolicy;
+
+use crate::error::{map_pg, map_pool};
+
+/// How to connect. `Default` suits a gateway replica.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Most connections this process holds open at once.
+    pub max_connections: usize,
+    /// Time allowed to open one connection.
+    pub connect_timeout: Duration,
+    /// Time a caller waits for a free pooled connection before `Unavailable`.
+    pub acquire_timeout: Duration,
+    /// Server-side `statement_timeout` for every pooled session (a batch waiting for
+    /// the log-head lock counts), so a stuck database turns into `Unavailable`.
+    pub statement_timeout: Duration,
+    /// Retries of transient failures, for appends and reads.
+    pub retry: RetryPolicy,
+    /// Apply pending migrations on connect. Off for a replica whose role may not
+    /// change the schema and which should instead refuse an outdated one.
+    pub migrate: bool,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> PostgresOptions {
+        PostgresOptions {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            migrate: true,
+        }
+    }
+}
+
+/// The PostgreSQL store. Cheap to clone (a shared pool).
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db?…` or key=value form),
+    /// applies pending migrations (unless `options.migrate` is off), and checks the
+    /// schema is the one this build expects. Plain TCP: no TLS yet.
+    pub async fn connect(url: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
+        let mut config: Config = url
+            .parse()
+            .map_err(|e| StoreError::Backend(format!("invalid database url: {e}")))?;
+        config.connect_timeout(options.connect_timeout);
+        if config.get_application_name().is_none() {
+            config.application_name("sealgate");
+        }
+        let timeout = format!(
+            "-c statement_timeout={}",
+            options.statement_timeout.as_millis()
+        );
+        let session = match config.get_options() {
+            Some(existing) => format!("{existing} {timeout}"),
+            None => timeout,
+        };
+        config.options(&session);
+
+        if options.migrate {
+            options
+                .retry
+                .run("migrate", |_| migrate::migrate_with(&config))
+                .await?;
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections.max(1))
+            .wait_timeout(Some(options.acquire_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Backend(format!("building the connection pool: {e}")))?;
+        let store = PostgresStore {
+            pool,
+            retry: options.retry,
+        };
+        store.check_schema().await?;
+        Ok(store)
+    }
+
+    async fn check_schema(&self) -> Result<(), StoreError> {
+        let version: i32 = self
+            .retry
+            .run("check_schema", |_| async {
+                let client = self.pool.get().await.map_err(map_pool)?;
+                let row = client
+                    .query_one(
+                        "SELECT COALESCE(max(version), 0) FROM schema_migrations",
+                        &[],
+                    )
+                    .await
+                    .map_err(map_pg)?;
+                Ok(row.get(0))
+            })
+            .await?;
+        if version != SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "database schema is at version {version}, this sealgate expects {SCHEMA_VERSION}; run migrations"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs one query (with retries) and maps each row.
+    async fn query<T>(
+        &self,
+        what: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        map: fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.retry
+            .run(what, |_| async {
+                let client = self.pool.get().await.map_err(map_pool)?;
+                let stmt = client.prepare_cached(sql).await.map_err(map_pg)?;
+                let rows = client.query(&stmt, params).await.map_err(map_pg)?;
+                rows.iter().map(map).collect()
+            })
+            .await
+    }
+
+    async fn query_opt<T>(
+        &self,
+        what: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        map: fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.query(what, sql, params, map).await?.into_iter().next())
+    }
+
+    /// Runs one autocommit write, once: a write whose answer was lost is not blindly
+    /// repeated. Only getting a connection is retried (nothing was sent yet).
+    async fn write(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let client = self
+            .retry
+            .run("connect", |_| async {
+                self.pool.get().await.map_err(map_pool)
+            })
+            .await?;
+        let stmt = client.prepare_cached(sql).await.map_err(map_pg)?;
+        client.execute(&stmt, params).await.map_err(map_pg)
+    }
+}
+
+fn hash32(bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        StoreError::Backend(format!("stored hash is {} bytes, not 32", b.len()))
+    })
+}
+
+fn index(i: i64) -> Result<u64, StoreError> {
+    u64::try_from(i).map_err(|_| StoreError::Backend(format!("negative index {i} in the database")))
+}
+
+/// Clamps a caller's u64 bound into bigint range (indices never get near it).
+fn bound(i: u64) -> i64 {
+    i.min(i64::MAX as u64) as i64
+}
+
+fn stored_entry(row: &Row, at: usize) -> Result<StoredEntry, StoreError> {
+    Ok(StoredEntry {
+        index: index(row.try_get(at).map_err(map_pg)?)?,
+        canonical: row.try_get(at + 1).map_err(map_pg)?,
+        leaf_hash: hash32(row.try_get(at + 2).map_err(map_pg)?)?,
+    })
+}
+
+fn redemption(row: &Row, at: usize) -> Result<Option<Redemption>, StoreError> {
+    let idx: Option<i64> = row.try_get(at).map_err(map_pg)?;
+    match idx {
+        Some(idx) => Ok(Some(Redemption {
+            index: index(idx)?,
+            redeemed_at: row.try_get(at + 1).map_err(map_pg)?,
+        })),
+        None => Ok(None),
+    }
+}
+
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    at: usize,
+) -> Result<T, StoreError> {
+    row.try_get(at).map_err(map_pg)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<AppendOutcome>, StoreError> {
+        self.append_batch(&batch).await
+    }
+
+    #[instrument(skip_all)]
+    async fn tree_size(&self) -> Result<u64, StoreError> {
+        let n = self
+            .query_opt("tree_size", "SELECT next_index FROM log_head", &[], |r| {
+                get::<i64>(r, 0)
+            })
+            .await?
+            .ok_or_else(|| StoreError::Backend("log_head row is missing".into()))?;
+        index(n)
+    }
+
+    #[instrument(skip_all, fields(index))]
+    async fn entry(&self, index: u64) -> Result<Option<StoredEntry>, StoreError> {
+        let Ok(i) = i64::try_from(index) else {
+            return Ok(None);
+        };
+        self.query_opt(
+            "entry",
+            "SELECT idx, canonical, leaf_hash FROM entries WHERE idx = $1",
+            &[&i],
+            |r| stored_entry(r, 0),
+        )
+        .await
+    }
+
+    #[instrument(skip_all, fields(start, end))]
+    async fn range(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError> {
+        let (start, end) = (bound(start), bound(end));
+        self.query(
+            "range",
+            "SELECT idx, canonical, leaf_hash FROM entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+            &[&start, &end],
+            |r| stored_entry(r, 0),
+        )
+        .await
+    }
+
+    #[instrument(skip_all)]
+    async fn seal(&self, seal_id: &str) -> Result<Option<SealRecord>, StoreError> {
+        self.query_opt(
+            "seal",
+            "SELECT s.seal_id, s.decision_idx, s.expires_at, r.idx, r.redeemed_at
+             FROM seals s LEFT JOIN redemptions r ON r.seal_id = s.seal_id
+             WHERE s.seal_id = $1",
+            &[&seal_id],
+            |r| {
+                Ok(SealRecord {
+                    seal_id: get(r, 0)?,
+                    decision_index: index(get(r, 1)?)?,
+                    expires_at: get(r, 2)?,
+                    redemption: redemption(r, 3)?,
+                })
+            },
+        )
+        .await
+    }
+
+    #[instrument(skip_all, fields(limit = q.limit))]
+    async fn decisions(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        // Only the filters given go into the SQL, so each shape gets a plan that uses
+        // its index (a generic `$1 IS NULL OR …` plan would not).
+        let status = q.status.map(Status::as_str);
+        let before = q.before.map(bound);
+        let limit = i64::from(q.limit);
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        let mut filters = Vec::new();
+        let text_filters = [
+            ("d.agent_id =", &q.agent_id),
+            ("d.org_id =", &q.org_id),
+            ("d.method =", &q.method),
+            ("d.server_time >=", &q.since),
+            ("d.server_time <=", &q.until),
+        ];
+        for (cmp, value) in text_filters {
+            if let Some(v) = value {
+                params.push(v);
+                filters.push(format!("{cmp} ${}", params.len()));
+            }
+        }
+        if let Some(s) = &status {
+            params.push(s);
+            filters.push(format!("d.status = ${}", params.len()));
+        }
+        if let Some(b) = &before {
+            params.push(b);
+            filters.push(format!("d.idx < ${}", params.len()));
+        }
+        params.push(&limit);
+        let where_clause = if filters.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", filters.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at
+             FROM decisions d
+             JOIN entries e ON e.idx = d.idx
+             LEFT JOIN seals s ON s.decision_idx = d.idx
+             LEFT JOIN redemptions r ON r.seal_id = s.seal_id
+             {where_clause}
+             ORDER BY d.idx DESC
+             LIMIT ${}",
+            params.len()
+        );
+        self.query("decisions", &sql, &params, |r| {
+            Ok(AuditRow {
+                entry: stored_entry(r, 0)?,
+                redemption: redemption(r, 3)?,
+            })
+        })
+        .await
+    }
+
+    #[instrument(skip_all)]
+    async fn active_policy(&self) -> Result<Option<String>, StoreError> {
+        self.query_opt(
+            "active_policy",
+            "SELECT version FROM policy_activations ORDER BY idx DESC LIMIT 1",
+            &[],
+            |r| get(r, 0),
+        )
+        .await
+    }
+
+    #[instrument(skip_all, fields(version = %p.version))]
+    async fn put_policy(&self, p: &NewPolicy) -> Result<bool, StoreError> {
+        self.write(
+            "INSERT INTO policies (version, bundle, uploaded_at, uploaded_by) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (version) DO NOTHING",
+            &[&p.version, &p.bundle, &p.uploaded_at, &p.uploaded_by],
+        )
+        .await
+        .map(|n| n == 1)
+    }
+
+    #[instrument(skip_all)]
+    async fn policy(&self, version: &str) -> Result<Option<StoredPolicy>, StoreError> {
+        self.query_opt(
+            "policy",
+            "SELECT version, bundle, uploaded_at, uploaded_by FROM policies WHERE version = $1",
+            &[&version],
+            |r| {
+                Ok(StoredPolicy {
+                    version: get(r, 0)?,
+                    bundle: get(r, 1)?,
+                    uploaded_at: get(r, 2)?,
+                    uploaded_by: get(r, 3)?,
+                })
+            },
+        )
+        .await
+    }
+
+    #[instrument(skip_all)]
+    async fn policies(&self) -> Result<Vec<PolicySummary>, StoreError> {
+        self.query(
+            "policies",
+            "SELECT version, uploaded_at, uploaded_by FROM policies ORDER BY uploaded_at, version",
+            &[],
+            |r| {
+                Ok(PolicySummary {
+                    version: get(r, 0)?,
+                    uploaded_at: get(r, 1)?,
+                    uploaded_by: get(r, 2)?,
+                })
+            },
+        )
+        .await
+    }
+
+    #[instrument(skip_all, fields(id = %key.id))]
+    async fn create_key(&self, key: &NewApiKey) -> Result<(), StoreError> {
+        self.write(
+            "INSERT INTO api_keys (id, role, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &key.id,
+                &key.role.as_str(),
+                &key.name,
+                &&key.token_hash[..],
+                &key.created_at,
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    #[instrument(skip_all)]
+    async fn key_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+        self.query_opt(
+            "key_by_hash",
+            "SELECT id, role, name, created_at FROM api_keys
+             WHERE token_hash = $1 AND revoked_at IS NULL",
+            &[&&token_hash[..]],
+            |r| {
+                let role: String = get(r, 1)?;
+                let role: Role = role
+                    .parse()
+                    .map_err(|e| StoreError::Backend(format!("stored key role: {e}")))?;
+                Ok(ApiKey {
+                    id: get(r, 0)?,
+                    role,
+                    name: get(r, 2)?,
+                    created_at: get(r, 3)?,
+                })
+            },
+        )
+        .await
+    }
+
+    #[instrument(skip_all, fields(id))]
+    async fn revoke_key(&self, id: &str, revoked_at: &str) -> Result<bool, StoreError> {
+        self.write(
+            "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            &[&id, &revoked_at],
+        )
+        .await
+        .map(|n| n == 1)
+    }
+
+    #[instrument(skip_all)]
+    async fn key_count(&self) -> Result<u64, StoreError> {
+        let n = self
+            .query_opt("key_count", "SELECT count(*) FROM api_keys", &[], |r| {
+                get::<i64>(r, 0)
+            })
+            .await?
+            .unwrap_or(0);
+        index(n)
+    }
+}
