@@ -247,7 +247,10 @@ async fn write(
     .map_err(map_pg)?;
     let entry_params: [&(dyn ToSql + Sync); 4] = [&c.e_idx, &c.e_kind, &c.e_canonical, &c.e_hash];
     let head_params: [&(dyn ToSql + Sync); 1] = [&next];
-    let written = tokio::try_join!(
+    // join!, not try_join!: the statements are answered in order, and the error that
+    // matters is the first one (the later ones only say the transaction is aborted).
+    // try_join! polls in rotating order and could report one of those instead.
+    let (e, d, s, r, a, h) = tokio::join!(
         tx.execute(&entries, &entry_params),
         async {
             if c.d_idx.is_empty() {
@@ -289,14 +292,15 @@ async fn write(
             tx.execute(&activations, &[&c.a_idx, &c.a_version]).await
         },
         tx.execute(&head, &head_params),
-    )
-    .map_err(map_pg)?;
-    if written.0 != c.e_idx.len() as u64 || written.5 != 1 {
+    );
+    let (wrote, moved) = (e.map_err(map_pg)?, {
+        d.and(s).and(r).and(a).map_err(map_pg)?;
+        h.map_err(map_pg)?
+    });
+    if wrote != c.e_idx.len() as u64 || moved != 1 {
         return Err(StoreError::Backend(format!(
-            "append wrote {} of {} entries and moved {} log heads",
-            written.0,
+            "append wrote {wrote} of {} entries and moved {moved} log heads",
             c.e_idx.len(),
-            written.5
         )));
     }
     Ok(())

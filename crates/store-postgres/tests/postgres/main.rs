@@ -6,6 +6,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); without it every test prints
 //! "skipped: SEALGATE_TEST_DATABASE_URL not set" and passes.
 
+mod ambiguous_commit;
+mod errors;
 mod immutability;
 mod migrations;
 mod replicas;
