@@ -1,0 +1,304 @@
+//! A bundle compiled once, evaluated many times.
+//!
+//! [`PreparedPolicy::prepare`] parses and compiles a [`Bundle`] when it is uploaded, so
+//! syntax errors and a missing `data.sealgate.decision` rule surface then, not per
+//! request. Evaluation never parses: each thread keeps its own evaluator per bundle
+//! version in a small thread-local cache (see `worker`). The fast path is regorus's
+//! RVM; the tree-walking interpreter is the fallback when the RVM cannot compile a
+//! bundle or disagrees with the interpreter on a probe input. Both fail closed.
+//! This module does no I/O and never touches the store, the clock or the network.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use regorus::languages::rego::compiler::Compiler;
+use regorus::rvm::program::{DeserializationResult, Program};
+use regorus::rvm::RegoVM;
+use regorus::utils::limits::ExecutionTimerConfig;
+use regorus::{Engine, Value as RegoValue};
+use serde::Deserialize as _;
+
+use crate::bundle::{Bundle, PolicyVersion};
+use crate::verdict::{verdict_from, Verdict};
+use crate::worker;
+
+/// The rule every bundle must define; its value is the decision document.
+pub const DECISION_RULE: &str = "data.sealgate.decision";
+
+/// Longest wall-clock time one evaluation may take before it is stopped (and denied).
+pub const EVAL_TIME_LIMIT: Duration = Duration::from_secs(1);
+
+/// Most RVM instructions one evaluation may execute (regorus's default is 25 000,
+/// too low for real bundles; the time limit is the real guard).
+const MAX_INSTRUCTIONS: usize = 10_000_000;
+
+/// Why a bundle could not be prepared. Returned at upload time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// A file does not parse; `message` is regorus's, with line and column.
+    #[error("{file}: {message}")]
+    Parse {
+        /// The bundle file that failed.
+        file: String,
+        /// What regorus said.
+        message: String,
+    },
+    /// No file defines the rule `data.sealgate.decision`.
+    #[error("the bundle does not define the rule data.sealgate.decision (package sealgate, rule decision)")]
+    MissingDecision,
+    /// The sources parse but do not compile together.
+    #[error("policy does not compile: {0}")]
+    Compile(String),
+    /// The data document cannot be loaded next to the rules.
+    #[error("bundle data cannot be loaded: {0}")]
+    Data(String),
+}
+
+/// Which evaluator runs a policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// regorus's register VM over a program compiled from the decision rule (fast).
+    Rvm,
+    /// regorus's tree-walking interpreter (the reference; slower).
+    Interpreter,
+}
+
+/// A bundle ready to evaluate. Cheap to clone and share (`Arc` inside); `Send + Sync`.
+#[derive(Clone)]
+pub struct PreparedPolicy {
+    shared: Arc<Shared>,
+}
+
+/// What every thread builds its own evaluator from.
+pub(crate) struct Shared {
+    pub(crate) version: PolicyVersion,
+    backend: Backend,
+    rvm_unavailable: Option<String>,
+    /// Parsed sources and data, configured; each thread clones its own.
+    engine: Engine,
+    /// The RVM program in regorus's binary form; each thread deserializes its own copy,
+    /// so no two threads share a program's reference counts.
+    program: Option<Vec<u8>>,
+    /// The data document, converted afresh per thread for the same reason.
+    data: serde_json::Value,
+}
+
+impl std::fmt::Debug for PreparedPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedPolicy")
+            .field("version", &self.shared.version)
+            .field("backend", &self.shared.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedPolicy {
+    /// Parses and compiles `bundle`. Do this once per bundle version.
+    pub fn prepare(bundle: &Bundle) -> Result<Self, PolicyError> {
+        let mut engine = Engine::new();
+        engine.set_strict_builtin_errors(true);
+        engine.set_execution_timer_config(timer_config());
+        for (file, source) in bundle.files() {
+            engine
+                .add_policy(file.clone(), source.clone())
+                .map_err(|e| PolicyError::Parse {
+                    file: file.clone(),
+                    message: format!("{e:#}").trim().to_owned(),
+                })?;
+        }
+        let data = bundle
+            .data()
+            .cloned()
+            .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
+        engine
+            .add_data(to_rego(&data).map_err(PolicyError::Data)?)
+            .map_err(|e| PolicyError::Data(format!("{e:#}")))?;
+
+        // Entry points must be rules: a package named `sealgate.decision` is refused here.
+        let compiled = engine
+            .compile_with_entrypoint(&DECISION_RULE.into())
+            .map_err(|e| {
+                let message = format!("{e:#}");
+                if message.contains("not a valid rule path") {
+                    PolicyError::MissingDecision
+                } else {
+                    PolicyError::Compile(message.trim().to_owned())
+                }
+            })?;
+
+        let (program, rvm_unavailable) = match compile_program(&compiled) {
+            Ok(program) => {
+                program
+                    .check_rule_data_conflicts(&to_rego(&data).map_err(PolicyError::Data)?)
+                    .map_err(|e| PolicyError::Data(e.to_string()))?;
+                (program.serialize_binary().ok(), None)
+            }
+            Err(why) => (None, Some(why)),
+        };
+        let mut shared = Shared {
+            version: bundle.version().clone(),
+            backend: Backend::Interpreter,
+            rvm_unavailable,
+            engine,
+            program,
+            data,
+        };
+        // The interpreter must work; the RVM is used only if it agrees on a probe.
+        let probe = probe_input();
+        let reference = worker::Evaluator::new(&shared, Backend::Interpreter)
+            .and_then(|mut e| e.evaluate(probe.clone()));
+        if shared.program.is_some() {
+            let fast =
+                worker::Evaluator::new(&shared, Backend::Rvm).and_then(|mut e| e.evaluate(probe));
+            match (&reference, &fast) {
+                (Ok(a), Ok(b)) if a == b => shared.backend = Backend::Rvm,
+                (Err(_), Err(_)) => shared.backend = Backend::Rvm,
+                _ => {
+                    shared.rvm_unavailable = Some(format!(
+                        "RVM and interpreter disagree on a probe input ({} vs {})",
+                        describe(&fast),
+                        describe(&reference)
+                    ));
+                }
+            }
+        }
+        Ok(PreparedPolicy {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The bundle version this policy was prepared from.
+    pub fn version(&self) -> &PolicyVersion {
+        &self.shared.version
+    }
+
+    /// The evaluator [`PreparedPolicy::evaluate`] uses.
+    pub fn backend(&self) -> Backend {
+        self.shared.backend
+    }
+
+    /// Why the RVM is not used, when it is not.
+    pub fn rvm_unavailable(&self) -> Option<&str> {
+        self.shared.rvm_unavailable.as_deref()
+    }
+
+    /// Evaluates `data.sealgate.decision` for `input`
+    /// (`{"manifest": ..., "screening": ..., "context": ...}`). Never fails: errors and
+    /// malformed results are denials whose reason says what went wrong.
+    pub fn evaluate(&self, input: &serde_json::Value) -> Verdict {
+        self.evaluate_with(self.shared.backend, input)
+    }
+
+    /// Evaluates with a chosen backend, to compare them or diagnose one. Asking for the
+    /// RVM when it is unavailable for this bundle gives a denial saying so.
+    pub fn evaluate_with(&self, backend: Backend, input: &serde_json::Value) -> Verdict {
+        let input = match to_rego(input) {
+            Ok(input) => input,
+            Err(e) => return Verdict::policy_error(e),
+        };
+        let result = match backend {
+            Backend::Rvm => match worker::evaluate(&self.shared, Backend::Rvm, input.clone()) {
+                // The RVM turns errors inside rule bodies into "undefined"; an undefined
+                // decision is a denial either way, and the interpreter says why.
+                Ok(RegoValue::Undefined) => {
+                    worker::evaluate(&self.shared, Backend::Interpreter, input)
+                }
+                other => other,
+            },
+            Backend::Interpreter => worker::evaluate(&self.shared, Backend::Interpreter, input),
+        };
+        verdict_from(result.map_err(|e| summarize(&e)))
+    }
+}
+
+impl Shared {
+    pub(crate) fn engine(&self) -> Engine {
+        self.engine.clone()
+    }
+
+    /// A VM of this thread's own: program deserialized afresh, limits set, data loaded.
+    pub(crate) fn vm(&self) -> Result<RegoVM, String> {
+        let Some(bytes) = &self.program else {
+            return Err(format!(
+                "the RVM cannot run this bundle: {}",
+                self.rvm_unavailable.as_deref().unwrap_or("no program")
+            ));
+        };
+        let program = match Program::deserialize_binary(bytes)? {
+            DeserializationResult::Complete(program) => program,
+            DeserializationResult::Partial(_) => {
+                return Err("the RVM program did not deserialize completely".to_owned())
+            }
+        };
+        let mut vm = RegoVM::new();
+        vm.load_program(Arc::new(program));
+        vm.set_strict_builtin_errors(true);
+        vm.set_max_instructions(MAX_INSTRUCTIONS);
+        vm.set_execution_timer_config(Some(timer_config()));
+        vm.set_data(to_rego(&self.data)?)
+            .map_err(|e| format!("{e}"))?;
+        Ok(vm)
+    }
+}
+
+/// Compiles the decision rule to an RVM program and checks it round-trips through
+/// regorus's binary form, which is how threads get their own copies.
+fn compile_program(compiled: &regorus::CompiledPolicy) -> Result<Program, String> {
+    let program = Compiler::compile_from_policy(compiled, &[DECISION_RULE])
+        .map_err(|e| format!("RVM compiler: {e:#}"))?;
+    let bytes = program.serialize_binary()?;
+    match Program::deserialize_binary(&bytes)? {
+        DeserializationResult::Complete(program) => Ok(program),
+        DeserializationResult::Partial(_) => {
+            Err("the RVM program does not round-trip through its binary form".to_owned())
+        }
+    }
+}
+
+fn probe_input() -> RegoValue {
+    let mut object = RegoValue::new_object();
+    if let Ok(map) = object.as_object_mut() {
+        for key in ["manifest", "screening", "context"] {
+            map.insert(RegoValue::from(key), RegoValue::new_object());
+        }
+    }
+    object
+}
+
+fn describe(result: &Result<RegoValue, String>) -> String {
+    match result {
+        Ok(v) => summarize(&v.to_string()),
+        Err(e) => format!("error: {}", summarize(e)),
+    }
+}
+
+/// One bounded line from a regorus error, which looks like
+/// `--> file.rego:4:8 | <source> | ^ error: divide by zero` over several lines:
+/// `divide by zero (file.rego:4:8)`.
+pub(crate) fn summarize(message: &str) -> String {
+    let lines = || message.lines().map(str::trim);
+    let error = lines().find_map(|l| l.strip_prefix("error: "));
+    let at = lines().find_map(|l| l.strip_prefix("--> "));
+    let summary = match (error, at) {
+        (Some(error), Some(at)) => format!("{error} ({at})"),
+        (Some(error), None) => error.to_owned(),
+        _ => lines()
+            .find(|l| !l.is_empty())
+            .unwrap_or("unknown error")
+            .to_owned(),
+    };
+    summary.chars().take(240).collect()
+}
+
+fn timer_config() -> ExecutionTimerConfig {
+    ExecutionTimerConfig {
+        limit: EVAL_TIME_LIMIT,
+        check_interval: std::num::NonZeroU32::MIN.saturating_add(255),
+    }
+}
+
+/// serde_json -> regorus without a text round trip.
+fn to_rego(value: &serde_json::Value) -> Result<RegoValue, String> {
+    RegoValue::deserialize(value).map_err(|e| format!("input is not representable: {e}"))
+}
