@@ -54,6 +54,12 @@ pub(crate) async fn migrate_with(config: &Config) -> Result<usize, StoreError> {
 
 #[instrument(skip_all)]
 async fn apply(client: &mut Client) -> Result<usize, StoreError> {
+    // Waiting for another replica's migration, or a long migration itself, must not
+    // hit the statement_timeout the pooled sessions get.
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .map_err(map_pg)?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await
