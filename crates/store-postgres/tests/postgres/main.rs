@@ -7,6 +7,7 @@
 //! "skipped: SEALGATE_TEST_DATABASE_URL not set" and passes.
 
 mod ambiguous_commit;
+mod claims;
 mod errors;
 mod immutability;
 mod migrations;
