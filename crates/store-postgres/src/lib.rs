@@ -83,6 +83,7 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:port/db?…` or key=value form),
     /// applies pending migrations (unless `options.migrate` is off), and checks the
     /// schema is the one this build expects. Plain TCP: no TLS yet.
+    #[instrument(skip_all)]
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
         let mut config: Config = url
             .parse()
@@ -252,7 +253,7 @@ impl Store for PostgresStore {
         index(n)
     }
 
-    #[instrument(skip_all, fields(index))]
+    #[instrument(skip_all, fields(index = index))]
     async fn entry(&self, index: u64) -> Result<Option<StoredEntry>, StoreError> {
         let Ok(i) = i64::try_from(index) else {
             return Ok(None);
@@ -266,7 +267,7 @@ impl Store for PostgresStore {
         .await
     }
 
-    #[instrument(skip_all, fields(start, end))]
+    #[instrument(skip_all, fields(start = start, end = end))]
     async fn range(&self, start: u64, end: u64) -> Result<Vec<StoredEntry>, StoreError> {
         let (start, end) = (bound(start), bound(end));
         self.query(
@@ -450,7 +451,7 @@ impl Store for PostgresStore {
         .await
     }
 
-    #[instrument(skip_all, fields(id))]
+    #[instrument(skip_all, fields(id = %id))]
     async fn revoke_key(&self, id: &str, revoked_at: &str) -> Result<bool, StoreError> {
         self.write(
             "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
