@@ -107,7 +107,10 @@ deny contains "credential or secret detected (location unknown)" if {
 	not is_string(finding.field)
 }
 
-secrets := [finding | some finding in input.screening.secrets; is_object(finding)]
+# The screener's findings; anything that is not a list of objects counts as none.
+secrets := [finding | some finding in input.screening.secrets; is_object(finding)] if {
+	is_array(input.screening.secrets)
+} else := []
 
 in_parameters(field) if field == "/parameters"
 
@@ -123,10 +126,13 @@ require_approval contains sprintf("prompt injection suspected in %s", [flagged_f
 }
 
 # The JSON pointers the screener flagged, or "the manifest" if it named none.
-flagged_fields := concat(", ", fields) if {
-	fields := [f | some f in input.screening.prompt_injection.fields; is_string(f)]
-	count(fields) > 0
+flagged_fields := concat(", ", flagged) if {
+	count(flagged) > 0
 } else := "the manifest"
+
+flagged := [f | some f in input.screening.prompt_injection.fields; is_string(f)] if {
+	is_array(input.screening.prompt_injection.fields)
+} else := []
 
 require_approval contains "production action with confidence_score below 0.5" if {
 	input.manifest.environment == "production"

@@ -30,6 +30,19 @@ fn json_pointer() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Odd values where the screener normally puts well-formed findings: the policy must
+/// not diverge between engines (or error) on them either.
+fn junk() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        Just(json!(1)),
+        Just(json!("x")),
+        Just(json!([1, null, "/parameters/a"])),
+        Just(json!({"field": 3})),
+        Just(json!([{"type": "k"}, "s", {"field": null}])),
+    ]
+}
+
 fn manifest_input() -> impl Strategy<Value = Value> {
     (
         prop_oneof![
@@ -51,9 +64,10 @@ fn manifest_input() -> impl Strategy<Value = Value> {
         any::<bool>(),
         prop::collection::vec(json_pointer(), 0..3),
         prop::collection::vec(json_pointer(), 0..3),
+        prop::option::weighted(0.15, (0usize..3, junk())),
     )
         .prop_map(
-            |(method, amount, environment, confidence, flagged, injected, secrets)| {
+            |(method, amount, environment, confidence, flagged, injected, secrets, junk)| {
                 let mut parameters = json!({"currency": "usd"});
                 if let Some(amount) = amount {
                     parameters["amount"] = amount;
@@ -62,7 +76,7 @@ fn manifest_input() -> impl Strategy<Value = Value> {
                     .into_iter()
                     .map(|field| json!({"type": "api_key", "field": field}))
                     .collect();
-                json!({
+                let mut input = json!({
                     "manifest": {
                         "agent_id": "a", "org_id": "o", "user_id": "u",
                         "provider": "stripe", "method": method, "parameters": parameters,
@@ -77,7 +91,16 @@ fn manifest_input() -> impl Strategy<Value = Value> {
                         "secrets": secrets
                     },
                     "context": {}
-                })
+                });
+                if let Some((at, junk)) = junk {
+                    let slot = match at {
+                        0 => &mut input["screening"]["secrets"],
+                        1 => &mut input["screening"]["prompt_injection"]["fields"],
+                        _ => &mut input["screening"]["prompt_injection"],
+                    };
+                    *slot = junk;
+                }
+                input
             },
         )
 }
@@ -121,6 +144,11 @@ proptest! {
         let policy = finance();
         let fast = policy.evaluate_with(Backend::Rvm, &input);
         let reference = policy.evaluate_with(Backend::Interpreter, &input);
+        // The shipped policy guards its types: it never errors, whatever the input.
+        prop_assert!(
+            !reference.reasons.iter().any(|r| r.starts_with("policy")),
+            "{:?} for {}", reference, input
+        );
         prop_assert_eq!(fast, reference, "input: {}", input);
     }
 

@@ -1,0 +1,89 @@
+//! Measures `PreparedPolicy::evaluate` on the shipped finance policy: evaluations per
+//! second on one thread and microseconds per evaluation, median of several runs, for
+//! the RVM and the interpreter. Run with
+//! `cargo run --release -p sealgate-policy --example bench_policy [rvm|interpreter]`.
+
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use sealgate_policy::{Backend, Bundle, PreparedPolicy};
+
+const RUNS: usize = 7;
+const EVALS_PER_RUN: usize = 20_000;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/finance.rego");
+    let bundle = Bundle::from_files([("finance.rego", std::fs::read_to_string(path)?)])?;
+
+    let started = Instant::now();
+    let policy = PreparedPolicy::prepare(&bundle)?;
+    println!(
+        "prepare: {:.1} ms (version {}, backend {:?})",
+        started.elapsed().as_secs_f64() * 1e3,
+        policy.version(),
+        policy.backend()
+    );
+
+    let inputs = [
+        input("payment", 1000, false),  // approved
+        input("payment", 10000, false), // denied
+        input("refund", 5000, true),    // pending_approval
+    ];
+    // An optional argument, `rvm` or `interpreter`, measures only that backend.
+    let only = std::env::args().nth(1);
+    for backend in [Backend::Rvm, Backend::Interpreter] {
+        if only
+            .as_deref()
+            .is_some_and(|o| !format!("{backend:?}").eq_ignore_ascii_case(o))
+        {
+            continue;
+        }
+        let micros = median_micros(&policy, backend, &inputs);
+        println!(
+            "{backend:?}: {micros:.2} µs per evaluation, {:.0} evaluations/s on one thread \
+             (median of {RUNS} runs x {EVALS_PER_RUN})",
+            1e6 / micros
+        );
+    }
+    Ok(())
+}
+
+fn median_micros(policy: &PreparedPolicy, backend: Backend, inputs: &[Value]) -> f64 {
+    // Warm up: builds this thread's evaluator.
+    for input in inputs {
+        std::hint::black_box(policy.evaluate_with(backend, input));
+    }
+    let mut runs: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let started = Instant::now();
+            for i in 0..EVALS_PER_RUN {
+                let input = &inputs[i % inputs.len()];
+                std::hint::black_box(policy.evaluate_with(backend, std::hint::black_box(input)));
+            }
+            started.elapsed().as_secs_f64() * 1e6 / EVALS_PER_RUN as f64
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    runs[RUNS / 2]
+}
+
+fn input(method: &str, amount: u64, flagged: bool) -> Value {
+    json!({
+        "manifest": {
+            "agent_id": "agent-7", "org_id": "org-1", "user_id": "user-42",
+            "provider": "stripe", "method": method,
+            "parameters": {"amount": amount, "currency": "usd", "customer": "cus_123"},
+            "reasoning": "customer requested it in ticket 1234",
+            "confidence_score": 0.92, "environment": "production"
+        },
+        "screening": {
+            "prompt_injection": {
+                "flagged": flagged, "score": if flagged { 0.91 } else { 0.02 },
+                "families": [], "fields": if flagged { json!(["/reasoning"]) } else { json!([]) }
+            },
+            "secrets": []
+        },
+        "context": {"request_id": "r-1"}
+    })
+}
