@@ -1,0 +1,90 @@
+//! `sealgate keys create|revoke`: calls the server's key API with an admin token.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::Subcommand;
+use hyper::Method;
+
+use crate::client::{admin_token, authority, Connection};
+
+#[derive(Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create an API key; prints {"id","role","name","token"} (the token is shown only now).
+    Create {
+        /// agent, executor, auditor, approver or admin.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, env = "SEALGATE_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// Admin token file, used when SEALGATE_TOKEN is not set [default: ./sealgate-data/admin-token].
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+    /// Revoke an API key by id.
+    Revoke {
+        id: String,
+        #[arg(long, env = "SEALGATE_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+}
+
+pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KeysCommand::Create {
+            role,
+            name,
+            server,
+            token_file,
+        } => {
+            let token = admin_token(token_file.as_deref())?;
+            let mut conn = Connection::open(&authority(&server)?).await?;
+            let body = serde_json::json!({"role": role, "name": name});
+            let (status, body) = conn
+                .send(
+                    Method::POST,
+                    "/v1/keys",
+                    Some(&token),
+                    Some(serde_json::to_vec(&body)?.into()),
+                )
+                .await?;
+            if status != 201 {
+                bail!(
+                    "server answered {status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+            println!("{}", String::from_utf8_lossy(&body));
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Revoke {
+            id,
+            server,
+            token_file,
+        } => {
+            let token = admin_token(token_file.as_deref())?;
+            let mut conn = Connection::open(&authority(&server)?).await?;
+            let (status, body) = conn
+                .send(
+                    Method::DELETE,
+                    &format!("/v1/keys/{id}"),
+                    Some(&token),
+                    None,
+                )
+                .await?;
+            if status != 204 {
+                bail!(
+                    "server answered {status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+            println!("revoked {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

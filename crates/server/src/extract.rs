@@ -1,0 +1,118 @@
+//! Turning raw requests into typed input: the bearer token, a size- and depth-limited
+//! JSON body, query strings with unknown parameters refused. Limits are checked on
+//! bytes before any parser runs, so hostile input costs one linear scan.
+
+use axum::body::Body;
+use axum::http::HeaderMap;
+use http_body_util::{BodyExt, Limited};
+use sealgate_core::limits::{check_depth, MAX_JSON_DEPTH};
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Reads a JSON object body: 415 for another content type, 413 past the size limit,
+/// 400 naming the limit for deep nesting, 400 with the position for malformed JSON.
+pub async fn json_body(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    if let Some(ct) = headers.get(http::header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+        let essence = ct.split(';').next().unwrap_or_default().trim();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+    }
+    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            })
+        }
+        Err(e) => {
+            return Err(ApiError::bad_request(
+                "/",
+                format!("could not read request body: {e}"),
+            ))
+        }
+    };
+    if let Err(depth) = check_depth(&bytes, MAX_JSON_DEPTH) {
+        return Err(ApiError::bad_request(
+            "/",
+            format!("JSON nesting depth {depth} exceeds the limit of {MAX_JSON_DEPTH}"),
+        ));
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad_request(
+            "/",
+            "request body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::bad_request("/", format!("malformed JSON: {e}"))),
+    }
+}
+
+/// Refuses members of a request object other than `allowed`, naming the first one.
+pub fn only_fields(obj: &serde_json::Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::bad_request(
+            format!("/{}", sealgate_core::manifest::escape_pointer(k)),
+            format!("unknown field (expected {})", allowed.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A required string member.
+pub fn string_field<'a>(
+    obj: &'a serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<&'a str, ApiError> {
+    match obj.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(ApiError::bad_request(
+            format!("/{name}"),
+            "expected a string",
+        )),
+        None => Err(ApiError::bad_request(
+            format!("/{name}"),
+            "missing required field",
+        )),
+    }
+}
+
+/// Parses a query string into pairs, refusing parameters other than `allowed` and repeats.
+pub fn query_params(
+    query: Option<&str>,
+    allowed: &[&str],
+) -> Result<Vec<(String, String)>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|e| ApiError::bad_request("query", format!("malformed query string: {e}")))?;
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(
+                k.clone(),
+                format!("unknown query parameter (expected {})", allowed.join(", ")),
+            ));
+        }
+        if pairs[..i].iter().any(|(p, _)| p == k) {
+            return Err(ApiError::bad_request(
+                k.clone(),
+                "query parameter given more than once",
+            ));
+        }
+    }
+    Ok(pairs)
+}
+
+/// The bearer token of a request, if well formed.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 256)
+        .then(|| token.trim())
+}

@@ -1,0 +1,90 @@
+//! Request-wide concerns: the correlation id (accepted from `X-Correlation-ID` when
+//! well formed, generated otherwise, echoed back and written into problem bodies)
+//! and one log line per request that never includes headers or bodies.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::json;
+
+use crate::error::Problem;
+
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+#[derive(Clone, Debug)]
+pub struct CorrelationId(pub String);
+
+fn acceptable(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+pub async fn correlation(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(CORRELATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| acceptable(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(CorrelationId(id.clone()));
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let started = Instant::now();
+
+    let mut response = next.run(req).await;
+
+    let status = response.status();
+    let problem = response.extensions_mut().remove::<Problem>();
+    if let Some(Problem(mut body)) = problem {
+        body["correlation_id"] = json!(id);
+        *response.body_mut() = Body::from(serde_json::to_vec(&body).unwrap_or_default());
+        response.headers_mut().remove(http::header::CONTENT_LENGTH);
+    } else if (status.is_client_error() || status.is_server_error()) && !is_json(&response) {
+        // Rejections produced by axum itself (405, a path that does not parse):
+        // give them the same problem+json shape as ours.
+        let body = json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": default_detail(status),
+            "correlation_id": id,
+        });
+        *response.body_mut() = Body::from(serde_json::to_vec(&body).unwrap_or_default());
+        response.headers_mut().remove(http::header::CONTENT_LENGTH);
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(CORRELATION_HEADER, v);
+    }
+    let micros = started.elapsed().as_micros() as u64;
+    if status.is_server_error() {
+        tracing::warn!(correlation_id = %id, %method, path, status = status.as_u16(), micros, "request failed");
+    } else {
+        tracing::debug!(correlation_id = %id, %method, path, status = status.as_u16(), micros, "request");
+    }
+    response
+}
+
+fn is_json(r: &Response) -> bool {
+    r.headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"))
+}
+
+fn default_detail(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => "this route does not accept that method",
+        StatusCode::BAD_REQUEST => "the request could not be parsed (check path parameters)",
+        _ => "the request was refused",
+    }
+}

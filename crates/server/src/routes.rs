@@ -1,0 +1,183 @@
+//! The HTTP surface. Handlers are thin: authenticate, extract, call one service
+//! function, wrap the result. Status codes are decided in `error` alone.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use sealgate_core::Role;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::extract::json_body;
+use crate::middleware;
+use crate::service::{audit, decide, keys, policies, seals};
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/manifest/validate", post(validate))
+        .route("/v1/seals/verify", post(verify_seal))
+        .route("/v1/seals/{seal_id}/redeem", post(redeem_seal))
+        .route("/v1/audit/query", get(audit_query))
+        .route("/v1/policies", get(list_policies).post(upload_policy))
+        .route("/v1/policies/{version}", get(get_policy))
+        .route("/v1/policies/{version}/activate", post(activate_policy))
+        .route("/v1/keys", post(create_key))
+        .route("/v1/keys/{id}", delete(revoke_key))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(middleware::correlation))
+        .with_state(state)
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+async fn validate(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
+    let started = Instant::now();
+    let caller = s
+        .auth
+        .require(s.store.as_ref(), &headers, Role::Agent)
+        .await?;
+    let body = json_body(&headers, body).await?;
+    Ok(Json(decide::decide(&s, &caller, body, started).await?).into_response())
+}
+
+async fn verify_seal(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
+    s.auth
+        .require(s.store.as_ref(), &headers, Role::Executor)
+        .await?;
+    let body = json_body(&headers, body).await?;
+    Ok(Json(seals::verify(&s, body).await?).into_response())
+}
+
+async fn redeem_seal(
+    State(s): State<AppState>,
+    Path(seal_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let caller = s
+        .auth
+        .require(s.store.as_ref(), &headers, Role::Executor)
+        .await?;
+    let body = json_body(&headers, body).await?;
+    Ok(Json(seals::redeem(&s, &caller, &seal_id, body).await?).into_response())
+}
+
+async fn audit_query(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    s.auth
+        .require(s.store.as_ref(), &headers, Role::Auditor)
+        .await?;
+    let q = audit::parse_query(q.as_deref())?;
+    Ok(Json(audit::query(&s, q).await?).into_response())
+}
+
+async fn list_policies(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    s.auth
+        .require(s.store.as_ref(), &headers, Role::Admin)
+        .await?;
+    Ok(Json(policies::list(&s).await?).into_response())
+}
+
+async fn upload_policy(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
+    let caller = s
+        .auth
+        .require(s.store.as_ref(), &headers, Role::Admin)
+        .await?;
+    let body = json_body(&headers, body).await?;
+    let uploaded = policies::upload(&s, &caller, body).await?;
+    let status = if uploaded.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(uploaded)).into_response())
+}
+
+async fn get_policy(
+    State(s): State<AppState>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    s.auth
+        .require(s.store.as_ref(), &headers, Role::Admin)
+        .await?;
+    Ok(Json(policies::get(&s, &version).await?).into_response())
+}
+
+async fn activate_policy(
+    State(s): State<AppState>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let caller = s
+        .auth
+        .require(s.store.as_ref(), &headers, Role::Admin)
+        .await?;
+    Ok(Json(policies::activate(&s, &caller.id, &version).await?).into_response())
+}
+
+async fn create_key(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
+    let caller = s
+        .auth
+        .require(s.store.as_ref(), &headers, Role::Admin)
+        .await?;
+    let body = json_body(&headers, body).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(keys::create(&s, &caller, body).await?),
+    )
+        .into_response())
+}
+
+async fn revoke_key(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let caller = s
+        .auth
+        .require(s.store.as_ref(), &headers, Role::Admin)
+        .await?;
+    keys::revoke(&s, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn jwks(State(s): State<AppState>) -> Response {
+    Json(s.jwks.clone()).into_response()
+}
+
+async fn healthz() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+async fn readyz(State(s): State<AppState>) -> ApiResult {
+    let tree_size = s.store.tree_size().await?;
+    Ok(Json(json!({"status": "ready", "tree_size": tree_size, "policy_active": s.active_policy().is_some()}))
+        .into_response())
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let size = s.store.tree_size().await.ok();
+    (
+        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(size),
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}

@@ -1,0 +1,246 @@
+//! Policy bundles: upload (validated by compiling), list, activate, roll back.
+//!
+//! Activation is a ledger entry, and the active version is whatever the latest
+//! `policy_activated` entry names — so the ledger alone says which policy decided
+//! what. Bundles are compiled once per version and kept, so rollback is instant.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sealgate_core::entry::{Entry, PolicyActivation};
+use sealgate_policy::{Bundle, PreparedPolicy};
+use sealgate_store::{ApiKey, NewEntry, NewPolicy};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tracing::info;
+
+use crate::error::ApiError;
+use crate::extract::only_fields;
+use crate::service::now_str;
+use crate::state::{ActivePolicy, AppState};
+
+/// The policy a fresh gateway starts with: the Relay report's finance limits.
+pub const SHIPPED_POLICY: (&str, &str) = (
+    "finance.rego",
+    include_str!("../../../../policies/finance.rego"),
+);
+
+#[derive(Debug, Serialize)]
+pub struct Uploaded {
+    pub version: String,
+    /// False when this exact bundle was uploaded before.
+    pub created: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PolicyInfo {
+    pub version: String,
+    pub uploaded_at: String,
+    pub uploaded_by: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PolicyList {
+    pub active: Option<String>,
+    pub policies: Vec<PolicyInfo>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Activated {
+    pub version: String,
+    pub previous_version: Option<String>,
+    pub ledger_index: u64,
+}
+
+/// Parses an upload body: `{"files": {"name.rego": "source", ...}, "data": {...}}`.
+fn bundle_from_body(body: &Map<String, Value>) -> Result<Bundle, ApiError> {
+    only_fields(body, &["files", "data"])?;
+    let files = match body.get("files") {
+        Some(Value::Object(files)) => files,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "/files",
+                "expected an object of file name to Rego source",
+            ))
+        }
+        None => return Err(ApiError::bad_request("/files", "missing required field")),
+    };
+    let mut sources = BTreeMap::new();
+    for (name, source) in files {
+        let Value::String(source) = source else {
+            return Err(ApiError::bad_request(
+                format!("/files/{}", sealgate_core::manifest::escape_pointer(name)),
+                "expected the file's Rego source as a string",
+            ));
+        };
+        sources.insert(name.clone(), source.clone());
+    }
+    let data = body.get("data").cloned();
+    Bundle::new(sources, data).map_err(|e| ApiError::bad_request("/files", e.to_string()))
+}
+
+fn prepare(
+    state: &AppState,
+    version: &str,
+    bundle: &Bundle,
+) -> Result<Arc<PreparedPolicy>, ApiError> {
+    if let Some(p) = state
+        .prepared
+        .read()
+        .ok()
+        .and_then(|m| m.get(version).cloned())
+    {
+        return Ok(p);
+    }
+    let prepared = Arc::new(
+        PreparedPolicy::prepare(bundle)
+            .map_err(|e| ApiError::Unprocessable(format!("policy does not compile: {e}")))?,
+    );
+    if let Ok(mut m) = state.prepared.write() {
+        m.insert(version.to_owned(), prepared.clone());
+    }
+    Ok(prepared)
+}
+
+pub async fn upload(
+    state: &AppState,
+    caller: &ApiKey,
+    body: Map<String, Value>,
+) -> Result<Uploaded, ApiError> {
+    let bundle = bundle_from_body(&body)?;
+    let version = bundle.version().to_string();
+    prepare(state, &version, &bundle)?;
+    let created = state
+        .store
+        .put_policy(&NewPolicy {
+            version: version.clone(),
+            bundle: bundle.canonical_bytes().to_vec(),
+            uploaded_at: now_str(state),
+            uploaded_by: caller.id.clone(),
+        })
+        .await?;
+    info!(version, created, "policy bundle uploaded");
+    Ok(Uploaded { version, created })
+}
+
+pub async fn list(state: &AppState) -> Result<PolicyList, ApiError> {
+    let active = state.active_policy().map(|p| p.version.clone());
+    let policies = state
+        .store
+        .policies()
+        .await?
+        .into_iter()
+        .map(|p| PolicyInfo {
+            active: active.as_deref() == Some(p.version.as_str()),
+            version: p.version,
+            uploaded_at: p.uploaded_at,
+            uploaded_by: p.uploaded_by,
+        })
+        .collect();
+    Ok(PolicyList { active, policies })
+}
+
+/// The stored bundle of `version`, as uploaded (canonical form).
+pub async fn get(state: &AppState, version: &str) -> Result<Value, ApiError> {
+    let stored = state
+        .store
+        .policy(version)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no policy {version}")))?;
+    serde_json::from_slice(&stored.bundle)
+        .map_err(|e| ApiError::Internal(format!("stored bundle {version}: {e}")))
+}
+
+async fn load_bundle(state: &AppState, version: &str) -> Result<Bundle, ApiError> {
+    let stored = state
+        .store
+        .policy(version)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no policy {version}")))?;
+    serde_json::from_slice(&stored.bundle)
+        .map_err(|e| ApiError::Internal(format!("stored bundle {version}: {e}")))
+}
+
+pub async fn activate(
+    state: &AppState,
+    activated_by: &str,
+    version: &str,
+) -> Result<Activated, ApiError> {
+    let _one_at_a_time = state.activation_lock.lock().await;
+    let bundle = load_bundle(state, version).await?;
+    let prepared = prepare(state, version, &bundle)?;
+    let previous_version = state.store.active_policy().await?;
+    let entry = Entry::PolicyActivated(PolicyActivation {
+        server_time: now_str(state),
+        version: version.to_owned(),
+        previous_version: previous_version.clone(),
+        activated_by: activated_by.to_owned(),
+    });
+    let new =
+        NewEntry::new(entry).map_err(|e| ApiError::Internal(format!("canonical entry: {e}")))?;
+    let appended = state
+        .appender
+        .append(new)
+        .await?
+        .map_err(|r| ApiError::Internal(format!("activation rejected: {r}")))?;
+    set_active(state, version, prepared);
+    info!(
+        version,
+        previous = previous_version.as_deref().unwrap_or("none"),
+        "policy activated"
+    );
+    Ok(Activated {
+        version: version.to_owned(),
+        previous_version,
+        ledger_index: appended.index,
+    })
+}
+
+fn set_active(state: &AppState, version: &str, prepared: Arc<PreparedPolicy>) {
+    if let Ok(mut active) = state.active_policy.write() {
+        *active = Some(Arc::new(ActivePolicy {
+            version: version.to_owned(),
+            prepared,
+        }));
+    }
+}
+
+/// At start: compile the active policy; on a fresh ledger, upload and activate the
+/// shipped one (both recorded, so a restart finds them and creates nothing new).
+pub async fn load_active(state: &AppState) -> anyhow::Result<()> {
+    match state.store.active_policy().await? {
+        Some(version) => {
+            let bundle = load_bundle(state, &version)
+                .await
+                .map_err(|e| anyhow::anyhow!("loading active policy {version}: {e}"))?;
+            let prepared = prepare(state, &version, &bundle)
+                .map_err(|e| anyhow::anyhow!("active policy {version}: {e}"))?;
+            set_active(state, &version, prepared);
+            info!(version, "active policy loaded");
+        }
+        None => {
+            let bundle = Bundle::new(
+                BTreeMap::from([(SHIPPED_POLICY.0.to_owned(), SHIPPED_POLICY.1.to_owned())]),
+                None,
+            )
+            .map_err(|e| anyhow::anyhow!("shipped policy: {e}"))?;
+            let version = bundle.version().to_string();
+            prepare(state, &version, &bundle)
+                .map_err(|e| anyhow::anyhow!("shipped policy: {e}"))?;
+            state
+                .store
+                .put_policy(&NewPolicy {
+                    version: version.clone(),
+                    bundle: bundle.canonical_bytes().to_vec(),
+                    uploaded_at: now_str(state),
+                    uploaded_by: "bootstrap".into(),
+                })
+                .await?;
+            activate(state, "bootstrap", &version)
+                .await
+                .map_err(|e| anyhow::anyhow!("activating shipped policy: {e}"))?;
+        }
+    }
+    Ok(())
+}

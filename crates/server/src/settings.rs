@@ -1,0 +1,223 @@
+//! Typed settings, layered: defaults → TOML file → `SEALGATE_*` environment → flags.
+//! The binary does the flag and environment parsing (only it knows clap) and hands
+//! over `Overrides`; this module owns the defaults and the file format.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL; None means the embedded SQLite store in `data_dir`.
+    pub database_url: Option<SecretString>,
+    pub redis_url: Option<SecretString>,
+    /// Name of this log: the seal `iss` and the checkpoint origin.
+    pub origin: String,
+    /// How long an issued seal stays redeemable.
+    pub seal_ttl: Duration,
+    /// Most entries the appender commits in one transaction.
+    pub max_batch: usize,
+    /// Deadline for one request, end to end.
+    pub request_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./sealgate-data"),
+            database_url: None,
+            redis_url: None,
+            origin: "sealgate.local/log".to_owned(),
+            seal_ttl: Duration::from_secs(300),
+            max_batch: 512,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Values given explicitly (by environment or flag) that win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub origin: Option<String>,
+    pub seal_ttl_secs: Option<u64>,
+    pub max_batch: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    origin: Option<String>,
+    seal_ttl_secs: Option<u64>,
+    max_batch: Option<usize>,
+    request_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting {name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+impl Settings {
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Settings, SettingsError> {
+        let mut s = Settings::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let f: FileSettings = toml::from_str(&text).map_err(|e| SettingsError::Parse {
+                path: path.to_owned(),
+                message: e.message().to_owned(),
+            })?;
+            s.apply(Overrides {
+                listen: f.listen,
+                data_dir: f.data_dir,
+                database_url: f.database_url,
+                redis_url: f.redis_url,
+                origin: f.origin,
+                seal_ttl_secs: f.seal_ttl_secs,
+                max_batch: f.max_batch,
+            });
+            if let Some(t) = f.request_timeout_secs {
+                s.request_timeout = Duration::from_secs(t);
+            }
+        }
+        s.apply(overrides);
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn apply(&mut self, o: Overrides) {
+        if let Some(v) = o.listen {
+            self.listen = v;
+        }
+        if let Some(v) = o.data_dir {
+            self.data_dir = v;
+        }
+        if let Some(v) = o.database_url {
+            self.database_url = Some(SecretString::from(v));
+        }
+        if let Some(v) = o.redis_url {
+            self.redis_url = Some(SecretString::from(v));
+        }
+        if let Some(v) = o.origin {
+            self.origin = v;
+        }
+        if let Some(v) = o.seal_ttl_secs {
+            self.seal_ttl = Duration::from_secs(v);
+        }
+        if let Some(v) = o.max_batch {
+            self.max_batch = v;
+        }
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if self.origin.is_empty()
+            || self.origin.contains(char::is_whitespace)
+            || self.origin.contains('+')
+        {
+            return Err(SettingsError::Invalid {
+                name: "origin",
+                message: "must be non-empty, without spaces or '+' (it names the log's key)".into(),
+            });
+        }
+        if self.seal_ttl.is_zero() || self.seal_ttl > Duration::from_secs(24 * 3600) {
+            return Err(SettingsError::Invalid {
+                name: "seal_ttl_secs",
+                message: "must be 1..=86400".into(),
+            });
+        }
+        if !(1..=10_000).contains(&self.max_batch) {
+            return Err(SettingsError::Invalid {
+                name: "max_batch",
+                message: "must be 1..=10000".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_file_over_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sealgate.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nseal_ttl_secs = 60\norigin = \"file.example/log\"\n",
+        )
+        .expect("write");
+        let s = Settings::load(
+            Some(&path),
+            Overrides {
+                origin: Some("flag.example/log".into()),
+                ..Default::default()
+            },
+        )
+        .expect("load");
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.seal_ttl, Duration::from_secs(60));
+        assert_eq!(s.origin, "flag.example/log");
+        assert_eq!(s.data_dir, PathBuf::from("./sealgate-data"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").expect("write");
+        assert!(matches!(
+            Settings::load(Some(&path), Overrides::default()),
+            Err(SettingsError::Parse { .. })
+        ));
+        let bad = Overrides {
+            seal_ttl_secs: Some(0),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Settings::load(None, bad),
+            Err(SettingsError::Invalid {
+                name: "seal_ttl_secs",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn database_url_is_redacted_in_debug() {
+        let s = Settings::load(
+            None,
+            Overrides {
+                database_url: Some("postgres://u:hunter2@db/x".into()),
+                ..Default::default()
+            },
+        )
+        .expect("load");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}
