@@ -15,9 +15,11 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use sealgate_core::entry::Status;
 use sealgate_core::Role;
+use sealgate_ledger::Frontier;
 use sealgate_store::{
-    ApiKey, AppendOutcome, Appended, AuditQuery, AuditRow, NewApiKey, NewEntry, NewPolicy,
-    PolicySummary, Redemption, Rejection, SealRecord, Store, StoreError, StoredEntry, StoredPolicy,
+    ApiKey, AppendOutcome, Appended, AuditQuery, AuditRow, NewApiKey, NewCheckpoint, NewEntry,
+    NewPolicy, NodeId, PolicySummary, Redemption, Rejection, SealRecord, Store, StoreError,
+    StoredCheckpoint, StoredEntry, StoredPolicy,
 };
 use tracing::instrument;
 
@@ -35,6 +37,8 @@ struct Writer {
     conn: Connection,
     /// Next index; only the writer changes it, and only after a commit.
     next_index: u64,
+    /// The tree's right edge, to compute each append's new nodes without reading any.
+    frontier: Frontier,
 }
 
 impl SqliteStore {
@@ -47,10 +51,13 @@ impl SqliteStore {
                 r.get(0)
             })
             .map_err(map_err)?;
+        let next_index = next_index as u64;
+        let frontier = load_frontier(&conn, next_index)?;
         Ok(SqliteStore {
             writer: Arc::new(Mutex::new(Writer {
                 conn,
-                next_index: next_index as u64,
+                next_index,
+                frontier,
             })),
             readers: Arc::new(Pool::new(path.to_owned(), 8)),
             path: path.to_owned(),
@@ -117,6 +124,43 @@ fn map_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
+fn load_frontier(conn: &Connection, size: u64) -> Result<Frontier, StoreError> {
+    let ids = Frontier::node_ids(size);
+    let hashes = read_nodes(conn, &ids)
+        .map_err(map_err)?
+        .into_iter()
+        .zip(&ids)
+        .map(|(h, id)| {
+            h.ok_or_else(|| {
+                StoreError::Backend(format!("tree node {id} missing: the ledger is damaged"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Frontier::from_nodes(size, hashes)
+        .map_err(|e| StoreError::Backend(format!("tree frontier: {e}")))
+}
+
+fn read_nodes(conn: &Connection, ids: &[NodeId]) -> rusqlite::Result<Vec<Option<[u8; 32]>>> {
+    let mut leaf = conn.prepare_cached("SELECT leaf_hash FROM entries WHERE idx = ?1")?;
+    let mut inner =
+        conn.prepare_cached("SELECT hash FROM tree_nodes WHERE level = ?1 AND idx = ?2")?;
+    ids.iter()
+        .map(|id| {
+            let Ok(idx) = i64::try_from(id.index) else {
+                return Ok(None);
+            };
+            let bytes: Option<Vec<u8>> = if id.level == 0 {
+                leaf.query_row([idx], |r| r.get(0)).optional()?
+            } else {
+                inner
+                    .query_row(params![id.level, idx], |r| r.get(0))
+                    .optional()?
+            };
+            bytes.map(hash32).transpose()
+        })
+        .collect()
+}
+
 fn hash32(bytes: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
     bytes.try_into().map_err(|b: Vec<u8>| {
         rusqlite::Error::FromSqlConversionFailure(
@@ -124,6 +168,14 @@ fn hash32(bytes: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
             rusqlite::types::Type::Blob,
             "leaf hash is not 32 bytes".into(),
         )
+    })
+}
+
+fn checkpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCheckpoint> {
+    Ok(StoredCheckpoint {
+        tree_size: r.get::<_, i64>(0)? as u64,
+        note: r.get(1)?,
+        created_at: r.get(2)?,
     })
 }
 
@@ -139,6 +191,7 @@ fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>
     let tx = w.conn.transaction().map_err(map_err)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut index = w.next_index;
+    let mut frontier = w.frontier.clone();
     {
         let mut insert_entry = tx
             .prepare_cached(
@@ -164,6 +217,9 @@ fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>
             .prepare_cached(
                 "INSERT INTO redemptions (seal_id, idx, redeemed_at) VALUES (?1, ?2, ?3)",
             )
+            .map_err(map_err)?;
+        let mut insert_node = tx
+            .prepare_cached("INSERT INTO tree_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")
             .map_err(map_err)?;
         let mut insert_activation = tx
             .prepare_cached("INSERT INTO policy_activations (idx, version) VALUES (?1, ?2)")
@@ -217,6 +273,15 @@ fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>
                     .execute(params![i, version])
                     .map_err(map_err)?;
             }
+            let mut node_result = Ok(());
+            frontier.append_with(new.leaf_hash, |id, hash| {
+                if id.level > 0 && node_result.is_ok() {
+                    node_result = insert_node
+                        .execute(params![id.level, id.index as i64, hash])
+                        .map(drop);
+                }
+            });
+            node_result.map_err(map_err)?;
             outcomes.push(Ok(Appended {
                 index,
                 leaf_hash: new.leaf_hash,
@@ -226,6 +291,7 @@ fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>
     }
     tx.commit().map_err(map_err)?;
     w.next_index = index;
+    w.frontier = frontier;
     Ok(outcomes)
 }
 
@@ -341,6 +407,48 @@ impl Store for SqliteStore {
                     })
                 },
             )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
+        let ids = ids.to_vec();
+        self.read(move |c| read_nodes(c, &ids)).await
+    }
+
+    async fn put_checkpoint(&self, cp: &NewCheckpoint) -> Result<(), StoreError> {
+        let cp = cp.clone();
+        self.write(move |w| {
+            w.conn
+                .execute(
+                    "INSERT INTO checkpoints (tree_size, note, created_at) VALUES (?1, ?2, ?3)",
+                    params![cp.tree_size as i64, cp.note, cp.created_at],
+                )
+                .map(drop)
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT tree_size, note, created_at FROM checkpoints ORDER BY tree_size DESC, seq DESC LIMIT 1",
+                [],
+                checkpoint_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT tree_size, note, created_at FROM checkpoints ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([], checkpoint_row)?;
             rows.collect()
         })
         .await

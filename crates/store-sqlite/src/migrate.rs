@@ -6,7 +6,10 @@ use sealgate_store::StoreError;
 use crate::map_err;
 
 /// Each migration runs once, in order, inside its own transaction.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_ledger.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_ledger.sql"),
+    include_str!("../migrations/0002_tree.sql"),
+];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = conn

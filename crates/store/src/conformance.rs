@@ -26,7 +26,9 @@ macro_rules! conformance_tests {
             audit_query_filters_and_pages_newest_first,
             policies_are_stored_once_and_activation_is_latest,
             keys_are_found_by_hash_until_revoked,
-            concurrent_appends_through_the_appender_stay_contiguous);
+            concurrent_appends_through_the_appender_stay_contiguous,
+            tree_nodes_give_roots_and_proofs_for_every_size,
+            checkpoints_are_kept_in_order);
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
         $(
@@ -429,4 +431,96 @@ pub async fn concurrent_appends_through_the_appender_stay_contiguous(store: Arc<
     }
     indices.sort_unstable();
     assert_eq!(indices, (0..200).collect::<Vec<u64>>());
+}
+
+pub async fn tree_nodes_give_roots_and_proofs_for_every_size(store: Arc<dyn Store>) {
+    use sealgate_ledger::{inclusion_plan, root_plan, verify_inclusion, Frontier};
+    let mut reference = Frontier::new();
+    let mut roots = vec![reference.root()];
+    let mut leaves = Vec::new();
+    let mut i = 0u32;
+    for batch_len in [1usize, 2, 3, 5, 8, 13, 1, 4] {
+        let batch: Vec<NewEntry> = (0..batch_len)
+            .map(|_| {
+                i += 1;
+                decision("g", "payment", Status::Denied, None, &t(i))
+            })
+            .collect();
+        for e in &batch {
+            reference.push(e.leaf_hash);
+            roots.push(reference.root());
+            leaves.push(e.leaf_hash);
+        }
+        store.append(batch).await.expect("append");
+    }
+    let size = leaves.len() as u64;
+    let fetch = |plan: &sealgate_ledger::ProofPlan| {
+        let store = store.clone();
+        let ids = plan.nodes().to_vec();
+        async move {
+            let hashes = store.nodes(&ids).await.expect("nodes");
+            ids.into_iter()
+                .zip(hashes)
+                .filter_map(|(id, h)| h.map(|h| (id, h)))
+                .collect::<std::collections::HashMap<_, _>>()
+        }
+    };
+    for n in 0..=size {
+        let plan = root_plan(n);
+        let got = fetch(&plan).await;
+        let root = plan
+            .assemble(|id| got.get(&id).copied())
+            .expect("root from stored nodes");
+        assert_eq!(
+            root.first().copied().unwrap_or(sealgate_ledger::EMPTY_ROOT),
+            roots[n as usize],
+            "root at size {n}"
+        );
+        for index in 0..n {
+            let plan = inclusion_plan(index, n).expect("plan");
+            let got = fetch(&plan).await;
+            let proof = plan
+                .assemble(|id| got.get(&id).copied())
+                .expect("proof from stored nodes");
+            verify_inclusion(
+                &leaves[index as usize],
+                index,
+                n,
+                &proof,
+                &roots[n as usize],
+            )
+            .unwrap_or_else(|e| panic!("inclusion of {index} in {n}: {e}"));
+        }
+    }
+}
+
+pub async fn checkpoints_are_kept_in_order(store: Arc<dyn Store>) {
+    assert!(store.latest_checkpoint().await.expect("latest").is_none());
+    for (size, note) in [(1u64, "one"), (5, "five"), (3, "three")] {
+        store
+            .put_checkpoint(&crate::NewCheckpoint {
+                tree_size: size,
+                note: note.into(),
+                created_at: "2026-11-23T10:00:00.000000Z".into(),
+            })
+            .await
+            .expect("put");
+    }
+    assert_eq!(
+        store
+            .latest_checkpoint()
+            .await
+            .expect("latest")
+            .expect("some")
+            .note,
+        "five"
+    );
+    let all: Vec<String> = store
+        .checkpoints()
+        .await
+        .expect("all")
+        .into_iter()
+        .map(|c| c.note)
+        .collect();
+    assert_eq!(all, vec!["one", "five", "three"]);
 }

@@ -16,6 +16,7 @@ pub use appender::Appender;
 pub use types::*;
 
 use async_trait::async_trait;
+pub use sealgate_ledger::NodeId;
 
 /// Errors from a backend, named for what the caller does about them.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -57,6 +58,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Decisions matching `query`, newest first.
     async fn decisions(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError>;
+
+    /// Stored perfect-subtree hashes of the Merkle tree (level 0 = leaf hashes), in the
+    /// order asked; None for a node not (yet) complete. Written by `append` in the same
+    /// transaction as the entries, so a proof is available as soon as an append returns.
+    async fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<[u8; 32]>>, StoreError>;
+
+    /// Appends a signed checkpoint (C2SP signed note) for `tree_size`.
+    async fn put_checkpoint(&self, checkpoint: &NewCheckpoint) -> Result<(), StoreError>;
+
+    /// The checkpoint with the largest tree size.
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    /// Every stored checkpoint, in the order they were written.
+    async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError>;
 
     /// The version named by the latest `policy_activated` entry.
     async fn active_policy(&self) -> Result<Option<String>, StoreError>;

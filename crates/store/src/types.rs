@@ -203,3 +203,18 @@ impl NewEntry {
         d
     }
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCheckpoint {
+    pub tree_size: u64,
+    /// The signed note, exactly as served.
+    pub note: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub tree_size: u64,
+    pub note: String,
+    pub created_at: String,
+}
