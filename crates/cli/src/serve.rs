@@ -36,6 +36,9 @@ pub(crate) struct ServeArgs {
     /// Most ledger entries per commit [default: 512].
     #[arg(long, env = "SEALGATE_MAX_BATCH")]
     max_batch: Option<usize>,
+    /// Milliseconds between signed checkpoints while entries arrive [default: 1000].
+    #[arg(long, env = "SEALGATE_CHECKPOINT_INTERVAL_MS")]
+    checkpoint_interval_ms: Option<u64>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -50,6 +53,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             origin: args.origin,
             seal_ttl_secs: args.seal_ttl_secs,
             max_batch: args.max_batch,
+            checkpoint_interval_ms: args.checkpoint_interval_ms,
         },
     )?;
     let listen = settings.listen;

@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::extract::json_body;
 use crate::middleware;
-use crate::service::{audit, decide, keys, policies, seals};
+use crate::service::{audit, decide, keys, ledger, policies, seals};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -24,6 +24,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/seals/verify", post(verify_seal))
         .route("/v1/seals/{seal_id}/redeem", post(redeem_seal))
         .route("/v1/audit/query", get(audit_query))
+        .route("/v1/ledger/checkpoint", get(checkpoint))
+        .route("/v1/ledger/key", get(ledger_key))
+        .route("/v1/ledger/entries/{index}", get(ledger_entry))
+        .route("/v1/ledger/proof/inclusion", get(inclusion_proof))
+        .route("/v1/ledger/proof/consistency", get(consistency_proof))
+        .route("/v1/ledger/tlog/checkpoint", get(checkpoint))
+        .route("/v1/ledger/tlog/{*path}", get(tlog_tile))
         .route("/v1/policies", get(list_policies).post(upload_policy))
         .route("/v1/policies/{version}", get(get_policy))
         .route("/v1/policies/{version}/activate", post(activate_policy))
@@ -82,6 +89,75 @@ async fn audit_query(
         .await?;
     let q = audit::parse_query(q.as_deref())?;
     Ok(Json(audit::query(&s, q).await?).into_response())
+}
+
+async fn checkpoint(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    s.auth
+        .require(s.store.as_ref(), &headers, Role::Auditor)
+        .await?;
+    let note = ledger::latest_checkpoint(&s).await?;
+    Ok((
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        note,
+    )
+        .into_response())
+}
+
+async fn ledger_key(State(s): State<AppState>) -> Response {
+    (
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{}\n", s.log_signer.verifier()),
+    )
+        .into_response()
+}
+
+async fn ledger_entry(
+    State(s): State<AppState>,
+    Path(index): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    s.auth
+        .require(s.store.as_ref(), &headers, Role::Auditor)
+        .await?;
+    Ok(Json(ledger::entry(&s, &index).await?).into_response())
+}
+
+async fn inclusion_proof(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    s.auth
+        .require(s.store.as_ref(), &headers, Role::Auditor)
+        .await?;
+    Ok(Json(ledger::inclusion(&s, q.as_deref()).await?).into_response())
+}
+
+async fn consistency_proof(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    s.auth
+        .require(s.store.as_ref(), &headers, Role::Auditor)
+        .await?;
+    Ok(Json(ledger::consistency(&s, q.as_deref()).await?).into_response())
+}
+
+async fn tlog_tile(
+    State(s): State<AppState>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    s.auth
+        .require(s.store.as_ref(), &headers, Role::Auditor)
+        .await?;
+    let bytes = ledger::tile(&s, &path).await?;
+    Ok((
+        [(http::header::CONTENT_TYPE, "application/octet-stream")],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn list_policies(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {

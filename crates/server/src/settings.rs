@@ -24,6 +24,8 @@ pub struct Settings {
     pub max_batch: usize,
     /// Deadline for one request, end to end.
     pub request_timeout: Duration,
+    /// How often a checkpoint is signed while entries arrive.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for Settings {
@@ -37,6 +39,7 @@ impl Default for Settings {
             seal_ttl: Duration::from_secs(300),
             max_batch: 512,
             request_timeout: Duration::from_secs(10),
+            checkpoint_interval: Duration::from_secs(1),
         }
     }
 }
@@ -51,6 +54,7 @@ pub struct Overrides {
     pub origin: Option<String>,
     pub seal_ttl_secs: Option<u64>,
     pub max_batch: Option<usize>,
+    pub checkpoint_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,6 +68,7 @@ struct FileSettings {
     seal_ttl_secs: Option<u64>,
     max_batch: Option<usize>,
     request_timeout_secs: Option<u64>,
+    checkpoint_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +104,7 @@ impl Settings {
                 origin: f.origin,
                 seal_ttl_secs: f.seal_ttl_secs,
                 max_batch: f.max_batch,
+                checkpoint_interval_ms: f.checkpoint_interval_ms,
             });
             if let Some(t) = f.request_timeout_secs {
                 s.request_timeout = Duration::from_secs(t);
@@ -131,6 +137,9 @@ impl Settings {
         if let Some(v) = o.max_batch {
             self.max_batch = v;
         }
+        if let Some(v) = o.checkpoint_interval_ms {
+            self.checkpoint_interval = Duration::from_millis(v);
+        }
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
@@ -147,6 +156,12 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 name: "seal_ttl_secs",
                 message: "must be 1..=86400".into(),
+            });
+        }
+        if self.checkpoint_interval < Duration::from_millis(10) {
+            return Err(SettingsError::Invalid {
+                name: "checkpoint_interval_ms",
+                message: "must be at least 10".into(),
             });
         }
         if !(1..=10_000).contains(&self.max_batch) {

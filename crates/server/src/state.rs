@@ -9,6 +9,7 @@ use anyhow::Context;
 use ed25519_dalek::VerifyingKey;
 use sealgate_core::seal::{jwk, Ed25519SealSigner};
 use sealgate_core::timefmt::Clock;
+use sealgate_ledger::NoteSigner;
 use sealgate_policy::PreparedPolicy;
 use sealgate_screen::{ScreenConfig, Screener};
 use sealgate_store::{Appender, Store};
@@ -46,6 +47,8 @@ pub struct Inner {
     pub appender: Appender,
     pub screener: Screener,
     pub seal_signer: Ed25519SealSigner,
+    /// Signs checkpoints as a C2SP note named after the log's origin.
+    pub log_signer: NoteSigner,
     pub seal_keys: HashMap<String, VerifyingKey>,
     pub jwks: serde_json::Value,
     pub clock: Arc<dyn Clock>,
@@ -97,6 +100,13 @@ impl AppState {
         let seal_keys = HashMap::from([(sealgate_core::seal::jwk_thumbprint(&vk), vk)]);
         let jwks = serde_json::json!({ "keys": [jwk(&vk)] });
 
+        let log_key_path = settings.data_dir.join(keystore::LOG_KEY_FILE);
+        let (note_key, created) = keystore::load_or_create_key(&log_key_path)?;
+        log_key("checkpoint", &log_key_path, created);
+        let log_signer = NoteSigner::new(settings.origin.clone(), note_key).map_err(|e| {
+            anyhow::anyhow!("origin {:?} cannot name a note key: {e}", settings.origin)
+        })?;
+
         let metrics = Arc::new(Metrics::default());
         let observer = {
             let metrics = metrics.clone();
@@ -112,6 +122,7 @@ impl AppState {
             appender,
             screener,
             seal_signer,
+            log_signer,
             seal_keys,
             jwks,
             clock,
@@ -123,6 +134,8 @@ impl AppState {
         }));
         service::policies::load_active(&state).await?;
         service::keys::bootstrap_admin(&state).await?;
+        service::ledger::announce(&state);
+        tokio::spawn(service::ledger::run_checkpointer(state.clone()));
         Ok(state)
     }
 

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod decide;
 pub mod keys;
+pub mod ledger;
 pub mod policies;
 pub mod seals;
 
