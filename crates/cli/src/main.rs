@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod keys;
 mod serve;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -30,8 +31,21 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Check a ledger offline: exit 0 when intact, 1 when tampering is found, 2 for usage errors.
+    Verify(verify::VerifyArgs),
+    /// Ledger maintenance.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Drive concurrent load against a running server and report decisions/s and latency.
     Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Write the ledger (entries, leaf hashes, checkpoints) as JSON lines for offline verification.
+    Export(verify::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +75,10 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Keys { command } => keys::run(command).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Verify(args) => verify::run(args).await,
+            Command::Ledger {
+                command: LedgerCommand::Export(args),
+            } => verify::export(args).await,
         }
     });
     match result {

@@ -30,20 +30,24 @@ pub fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads an existing Ed25519 key (PKCS#8 PEM); never creates one.
+pub fn load_key(path: &Path) -> anyhow::Result<SigningKey> {
+    check_private(path)?;
+    let pem =
+        fs::read_to_string(path).with_context(|| format!("reading key {}", path.display()))?;
+    SigningKey::from_pkcs8_pem(&pem).map_err(|_| {
+        anyhow::anyhow!(
+            "{} is not an Ed25519 PKCS#8 PEM private key",
+            path.display()
+        )
+    })
+}
+
 /// Loads the Ed25519 key in `path` (PKCS#8 PEM), creating it on first start.
 /// Returns the key and whether it was created now.
 pub fn load_or_create_key(path: &Path) -> anyhow::Result<(SigningKey, bool)> {
     if path.exists() {
-        check_private(path)?;
-        let pem =
-            fs::read_to_string(path).with_context(|| format!("reading key {}", path.display()))?;
-        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|_| {
-            anyhow::anyhow!(
-                "{} is not an Ed25519 PKCS#8 PEM private key",
-                path.display()
-            )
-        })?;
-        return Ok((key, false));
+        return Ok((load_key(path)?, false));
     }
     let key = SigningKey::generate(&mut OsRng);
     let pem = key

@@ -64,6 +64,27 @@ impl SqliteStore {
         })
     }
 
+    /// Opens an existing ledger for reading only: no migration, no frontier, and the
+    /// connections refuse writes. For `sealgate verify` and exports, which must not
+    /// trust (or trip over) what they are checking.
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::NotFound);
+        }
+        let conn = open_connection(path)?;
+        conn.execute_batch("PRAGMA query_only = ON;")
+            .map_err(map_err)?;
+        Ok(SqliteStore {
+            writer: Arc::new(Mutex::new(Writer {
+                conn,
+                next_index: 0,
+                frontier: Frontier::new(),
+            })),
+            readers: Arc::new(Pool::new(path.to_owned(), 4)),
+            path: path.to_owned(),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
