@@ -343,12 +343,15 @@ async fn full(
 
     let mut frontier = Frontier::new();
     let mut next_checkpoint = 0;
+    // Size of the last checkpoint that matched: a mismatch lies beyond it.
+    let mut last_good = 0;
     let mut refs = CrossRefs::default();
     let mut start = 0;
     while start < size {
         let end = (start + CHUNK).min(size);
         let chunk = source.chunk(start, end).await?;
         let mut completed: Vec<(NodeId, Hash)> = Vec::new();
+        let mut checkpoint_error = None;
         for (offset, e) in chunk.iter().enumerate() {
             let expected = start + offset as u64;
             if e.index != expected {
@@ -365,9 +368,6 @@ async fn full(
                     B64.encode(e.leaf_hash)
                 ))));
             }
-            if let Err(t) = refs.check(expected, &e.canonical) {
-                return Ok(Err(t));
-            }
             frontier.append_with(recomputed, |id, h| {
                 if id.level > 0 {
                     completed.push((id, *h));
@@ -378,14 +378,19 @@ async fn full(
                     break;
                 }
                 if frontier.root() != *root {
-                    return Ok(Err(Tamper(format!(
-                        "{label} (size {s}) does not match the rebuilt tree: an entry below index {s} was changed, reordered, removed or re-appended"
-                    ))));
+                    checkpoint_error = Some(Tamper(format!(
+                        "{label} (size {s}) does not match the rebuilt tree: an entry in {last_good}..{s} was changed, reordered, removed or re-appended (first bad index {last_good} or later)"
+                    )));
+                    break;
                 }
+                last_good = *s;
                 next_checkpoint += 1;
             }
+            if checkpoint_error.is_some() {
+                break;
+            }
         }
-        if chunk.len() as u64 != end - start {
+        if checkpoint_error.is_none() && chunk.len() as u64 != end - start {
             return Ok(Err(Tamper(format!(
                 "entries {start}..{end}: only {} present",
                 chunk.len()
@@ -401,6 +406,16 @@ async fn full(
                         leaves.start, leaves.end, leaves.start
                     ))));
                 }
+            }
+        }
+        // A stored node pinpoints a break better than a checkpoint; failing that, the checkpoint speaks.
+        if let Some(t) = checkpoint_error {
+            return Ok(Err(t));
+        }
+        // Semantics last, so a structural break is reported at its own index first.
+        for e in &chunk {
+            if let Err(t) = refs.check(e.index, &e.canonical) {
+                return Ok(Err(t));
             }
         }
         start = end;

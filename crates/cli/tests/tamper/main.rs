@@ -1,0 +1,394 @@
+//! Tamper drills: someone holding the database file drops the triggers and edits the
+//! ledger; `sealgate verify` must catch every edit, exit 1 and say what and where.
+//!
+//! One real server builds a ledger (decisions, a redemption, checkpoints); each drill
+//! tampers with its own copy of the data directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sealgate");
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+async fn start(dir: &Path) -> Server {
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--checkpoint-interval-ms",
+            "50",
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sealgate");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            return Server { child, base };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("sealgate did not start");
+}
+
+async fn post(base: &str, path: &str, token: &str, body: Value) -> Value {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    resp.json().await.expect("json")
+}
+
+/// Builds a ledger of a dozen entries with a redemption and checkpoints; returns the
+/// data dir and the log's verifier key.
+async fn build_ledger(dir: &Path, decisions: u32) -> String {
+    let server = start(dir).await;
+    let admin = std::fs::read_to_string(dir.join("admin-token"))
+        .expect("admin token")
+        .trim()
+        .to_owned();
+    let agent = post(&server.base, "/v1/keys", &admin, json!({"role": "agent"})).await["token"]
+        .as_str()
+        .expect("t")
+        .to_owned();
+    let executor = post(
+        &server.base,
+        "/v1/keys",
+        &admin,
+        json!({"role": "executor"}),
+    )
+    .await["token"]
+        .as_str()
+        .expect("t")
+        .to_owned();
+    let mut first_seal = None;
+    for i in 0..decisions {
+        let amount = if i % 3 == 0 { 9000 } else { 100 + i };
+        let d = post(
+            &server.base,
+            "/v1/manifest/validate",
+            &agent,
+            json!({"manifest": {"agent_id": "drill", "org_id": "acme", "provider": "stripe", "method": "payment",
+                                "parameters": {"amount": amount}}}),
+        )
+        .await;
+        if first_seal.is_none() && d["approved"] == json!(true) {
+            first_seal = Some((
+                d["seal_id"].as_str().expect("id").to_owned(),
+                d["seal"].as_str().expect("seal").to_owned(),
+            ));
+        }
+    }
+    let (seal_id, seal) = first_seal.expect("an approved decision");
+    let r = post(
+        &server.base,
+        &format!("/v1/seals/{seal_id}/redeem"),
+        &executor,
+        json!({"seal": seal}),
+    )
+    .await;
+    assert_eq!(r["redeemed"], json!(true), "{r}");
+    tokio::time::sleep(Duration::from_millis(300)).await; // a checkpoint covers everything
+    let key = reqwest::get(format!("{}/v1/ledger/key", server.base))
+        .await
+        .expect("key")
+        .text()
+        .await
+        .expect("text");
+    key.trim().to_owned()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+    }
+}
+
+/// A copy of the pristine ledger with its triggers dropped, as an attacker would.
+fn tampered_copy(pristine: &Path, name: &str) -> (PathBuf, Connection) {
+    let dir = pristine.parent().expect("parent").join(name);
+    copy_dir(pristine, &dir);
+    let conn = Connection::open(dir.join("ledger.db")).expect("open");
+    let triggers: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert!(!triggers.is_empty());
+    for t in triggers {
+        conn.execute_batch(&format!("DROP TRIGGER {t}"))
+            .expect("drop trigger");
+    }
+    (dir, conn)
+}
+
+fn verify(dir: &Path, key: &str) -> (i32, String) {
+    let out = Command::new(BIN)
+        .arg("verify")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--key", key])
+        .output()
+        .expect("verify");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().expect("exit code"), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_catches_every_tamper_drill() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let pristine = root.path().join("pristine");
+    let key = build_ledger(&pristine, 12).await;
+
+    let (code, text) = verify(&pristine, &key);
+    assert_eq!(code, 0, "untouched ledger must verify: {text}");
+    let size: i64 = Connection::open(pristine.join("ledger.db"))
+        .expect("open")
+        .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+        .expect("count");
+    assert!(
+        size >= 14,
+        "policy activation + 12 decisions + redemption: {size}"
+    );
+
+    // 1. One byte of one entry changed (the stored leaf hash left alone).
+    let (dir, conn) = tampered_copy(&pristine, "one-byte");
+    let mut bytes: Vec<u8> = conn
+        .query_row("SELECT canonical FROM entries WHERE idx = 5", [], |r| {
+            r.get(0)
+        })
+        .expect("row");
+    let at = bytes.iter().position(|b| *b == b'"').expect("a quote") + 1;
+    bytes[at] ^= 0x01;
+    conn.execute(
+        "UPDATE entries SET canonical = ?1 WHERE idx = 5",
+        params![bytes],
+    )
+    .expect("update");
+    let (code, text) = verify(&dir, &key);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("entry 5") && text.contains("changed"),
+        "{text}"
+    );
+
+    // 1b. The byte changed AND the leaf hash recomputed to match: the tree still catches it.
+    let (dir, conn) = tampered_copy(&pristine, "byte-and-hash");
+    let mut bytes: Vec<u8> = conn
+        .query_row("SELECT canonical FROM entries WHERE idx = 6", [], |r| {
+            r.get(0)
+        })
+        .expect("row");
+    let pos = bytes
+        .windows(6)
+        .position(|w| w == b"amount")
+        .expect("amount field");
+    bytes[pos + 8] = if bytes[pos + 8] == b'1' { b'2' } else { b'1' };
+    let leaf = sealgate_ledger::leaf_hash(&bytes);
+    conn.execute(
+        "UPDATE entries SET canonical = ?1, leaf_hash = ?2 WHERE idx = 6",
+        params![bytes, leaf.to_vec()],
+    )
+    .expect("update");
+    let (code, text) = verify(&dir, &key);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("tree node") || text.contains("does not match the rebuilt tree"),
+        "{text}"
+    );
+
+    // 2. The last entry deleted.
+    let (dir, conn) = tampered_copy(&pristine, "delete-last");
+    conn.execute(
+        "DELETE FROM entries WHERE idx = (SELECT MAX(idx) FROM entries)",
+        [],
+    )
+    .expect("delete");
+    let (code, text) = verify(&dir, &key);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("removed"), "{text}");
+
+    // 3. Two entries swapped (bytes and hashes together).
+    let (dir, conn) = tampered_copy(&pristine, "swap");
+    conn.execute_batch(
+        "UPDATE entries SET idx = -1 WHERE idx = 2;
+         UPDATE entries SET idx = 2 WHERE idx = 9;
+         UPDATE entries SET idx = 9 WHERE idx = -1;",
+    )
+    .expect("swap");
+    let (code, text) = verify(&dir, &key);
+    assert_eq!(code, 1, "{text}");
+    let first_bad: u64 = text
+        .split("first bad index ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no index named: {text}"));
+    assert!(
+        first_bad <= 2,
+        "the swap starts at 2, so the named range must start at or before it: {text}"
+    );
+
+    // 4. A checkpoint replaced by one signed with another key.
+    let (dir, conn) = tampered_copy(&pristine, "foreign-checkpoint");
+    let (seq, note): (i64, String) = conn
+        .query_row(
+            "SELECT seq, note FROM checkpoints ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("checkpoint");
+    let cp = sealgate_ledger::Checkpoint::parse(
+        note.split("\n\n")
+            .next()
+            .map(|b| format!("{b}\n"))
+            .as_deref()
+            .expect("body"),
+    )
+    .expect("parse");
+    let other = sealgate_ledger::NoteSigner::new(
+        cp.origin.clone(),
+        ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+    )
+    .expect("signer");
+    let forged = cp.sign(&other).expect("sign");
+    conn.execute(
+        "UPDATE checkpoints SET note = ?1 WHERE seq = ?2",
+        params![forged, seq],
+    )
+    .expect("update");
+    let (code, text) = verify(&dir, &key);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("does not verify with the trusted key"),
+        "{text}"
+    );
+
+    // 5. The log truncated and different entries re-appended by a real server.
+    let (dir, conn) = tampered_copy(&pristine, "truncate-reappend");
+    let cut = 8i64;
+    conn.execute("DELETE FROM entries WHERE idx >= ?1", [cut])
+        .expect("truncate");
+    for table in ["decisions", "seals", "redemptions", "policy_activations"] {
+        conn.execute(&format!("DELETE FROM {table} WHERE idx >= ?1"), [cut])
+            .expect("derived");
+    }
+    conn.execute(
+        "DELETE FROM tree_nodes WHERE ((idx + 1) << level) > ?1",
+        [cut],
+    )
+    .expect("nodes");
+    drop(conn);
+    let _ = build_ledger(&dir, 10).await;
+    let (code, text) = verify(&dir, &key);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("does not match the rebuilt tree") || text.contains("tree node"),
+        "{text}"
+    );
+
+    // Usage errors are 2, not 1.
+    let out = Command::new(BIN)
+        .arg("verify")
+        .arg("--data-dir")
+        .arg(&pristine)
+        .args(["--key", "nonsense"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_file_verifies_and_an_edited_export_fails() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("ledger");
+    let key = build_ledger(&dir, 5).await;
+    let export = root.path().join("ledger.jsonl");
+    let status = Command::new(BIN)
+        .args(["ledger", "export", "--data-dir"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&export)
+        .status()
+        .expect("export");
+    assert!(status.success());
+    let ok = Command::new(BIN)
+        .args(["verify", "--key", &key, "--export"])
+        .arg(&export)
+        .output()
+        .expect("verify");
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+
+    // Edit one entry's bytes in the export, keeping its recorded hash.
+    let text = std::fs::read_to_string(&export).expect("read");
+    let mut lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let entry = lines
+        .iter_mut()
+        .find(|l| l["kind"] == "entry" && l["index"] == 3)
+        .expect("entry 3");
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut bytes = b64
+        .decode(entry["canonical"].as_str().expect("str"))
+        .expect("b64");
+    let last = bytes.len() - 2;
+    bytes[last] ^= 0x20;
+    entry["canonical"] = json!(b64.encode(bytes));
+    let edited: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&export, edited).expect("write");
+    let bad = Command::new(BIN)
+        .args(["verify", "--key", &key, "--export"])
+        .arg(&export)
+        .output()
+        .expect("verify");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("entry 3"));
+}
