@@ -4,6 +4,7 @@
 mod bench;
 mod client;
 mod keys;
+mod screen;
 mod serve;
 mod verify;
 
@@ -37,6 +38,11 @@ enum Command {
     Ledger {
         #[command(subcommand)]
         command: LedgerCommand,
+    },
+    /// Measure the prompt-injection and secret screeners on labelled data.
+    Screen {
+        #[command(subcommand)]
+        command: screen::ScreenCommand,
     },
     /// Drive concurrent load against a running server and report decisions/s and latency.
     Bench(bench::BenchArgs),
@@ -76,6 +82,7 @@ fn main() -> ExitCode {
             Command::Keys { command } => keys::run(command).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::Screen { command } => screen::run(command),
             Command::Ledger {
                 command: LedgerCommand::Export(args),
             } => verify::export(args).await,

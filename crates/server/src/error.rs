@@ -72,7 +72,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(c) => ApiError::Conflict(c),
             StoreError::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "store unavailable");
+                tracing::warn!(error = %crate::scrub::scrub(&detail), "store unavailable");
                 ApiError::Unavailable("the ledger is unavailable; nothing was recorded".into())
             }
             other => ApiError::Internal(other.to_string()),
@@ -89,7 +89,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let detail = match &self {
             ApiError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
+                tracing::error!(error = %crate::scrub::scrub(detail), "internal error");
                 "an internal error occurred; see the server log for this correlation id".to_owned()
             }
             other => other.to_string(),

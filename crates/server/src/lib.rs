@@ -11,6 +11,7 @@ pub mod keystore;
 pub mod metrics;
 pub mod middleware;
 pub mod routes;
+pub mod scrub;
 pub mod service;
 pub mod settings;
 pub mod state;

@@ -218,9 +218,9 @@ pub async fn run_checkpointer(state: AppState) {
             Ok(Some(size)) => tracing::debug!(size, "checkpoint signed"),
             Ok(None) => {}
             Err(ApiError::Unavailable(e)) => {
-                warn!(error = %e, "checkpoint skipped: store unavailable")
+                warn!(error = %crate::scrub::scrub(&e), "checkpoint skipped: store unavailable")
             }
-            Err(e) => warn!(error = %e, "checkpoint failed"),
+            Err(e) => warn!(error = %crate::scrub::scrub(&e.to_string()), "checkpoint failed"),
         }
     }
 }
