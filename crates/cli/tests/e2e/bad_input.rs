@@ -1,0 +1,150 @@
+//! Point 8: bad input is a 4xx problem+json naming the field or limit, records
+//! nothing, and the server keeps serving.
+
+use serde_json::{json, Value};
+
+use crate::support::{client, manifest, post_raw_with, Key, Resp, Server};
+
+const VALIDATE: &str = "/v1/manifest/validate";
+
+async fn assert_nothing_recorded_and_still_serving(server: &mut Server, agent: &Key, size: u64) {
+    assert!(
+        server.is_running(),
+        "the server died; log:\n{}",
+        server.log()
+    );
+    assert_eq!(server.tree_size().await, size, "refused input was recorded");
+    let audit = server.audit(&server.admin_token, "").await;
+    assert_eq!(
+        audit["records"],
+        json!([]),
+        "refused input shows in the audit trail"
+    );
+    let r = server
+        .validate(agent, &manifest("agent-good", "payment", 1000))
+        .await
+        .expect(200);
+    assert_eq!(r.json["approved"], json!(true), "{}", r.text);
+}
+
+fn body_with(mutate: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut m = manifest("agent-bad", "payment", 1000);
+    mutate(&mut m);
+    serde_json::to_vec(&json!({ "manifest": m })).unwrap()
+}
+
+#[track_caller]
+fn assert_names_field(r: &Resp, field: &str) {
+    assert_eq!(
+        r.json["field"],
+        json!(field),
+        "problem should name {field}: {}",
+        r.text
+    );
+}
+
+#[tokio::test]
+async fn malformed_missing_mistyped_and_unknown_fields_are_400_naming_the_field() {
+    let mut server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let size = server.tree_size().await;
+
+    let r = server
+        .post_raw(
+            VALIDATE,
+            Some(&agent.token),
+            br#"{"manifest": {"agent_id": "a",}"#.to_vec(),
+        )
+        .await
+        .expect_problem(400);
+    assert!(
+        r.json["detail"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("json"),
+        "malformed JSON should say so: {}",
+        r.text
+    );
+
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "missing agent_id",
+            body_with(|m| {
+                m.as_object_mut().unwrap().remove("agent_id");
+            }),
+            "/manifest/agent_id",
+        ),
+        (
+            "parameters as an array",
+            body_with(|m| m["parameters"] = json!([1000])),
+            "/manifest/parameters",
+        ),
+        (
+            "confidence_score as a string",
+            body_with(|m| m["confidence_score"] = json!("0.9")),
+            "/manifest/confidence_score",
+        ),
+        (
+            "unknown top-level field beside parameters",
+            body_with(|m| m["amount"] = json!(1000)),
+            "/manifest/amount",
+        ),
+        (
+            "no manifest at all",
+            serde_json::to_vec(&json!({})).unwrap(),
+            "/manifest",
+        ),
+    ];
+    for (what, body, field) in cases {
+        let r = server.post_raw(VALIDATE, Some(&agent.token), body).await;
+        assert_eq!(r.status, 400, "{what}: {}", r.text);
+        let r = r.expect_problem(400);
+        assert_names_field(&r, field);
+    }
+    assert_nothing_recorded_and_still_serving(&mut server, &agent, size).await;
+}
+
+#[tokio::test]
+async fn a_two_mib_body_is_413() {
+    let mut server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let size = server.tree_size().await;
+    let body = body_with(|m| m["parameters"]["memo"] = json!("x".repeat(2 * 1024 * 1024)));
+    assert!(body.len() > 2 * 1024 * 1024);
+    // On a connection of its own: the server stops reading at the limit and drops the
+    // connection afterwards, which must not be mistaken for the server going away.
+    let r = post_raw_with(&client(), &server.url(VALIDATE), Some(&agent.token), body)
+        .await
+        .expect_problem(413);
+    assert!(
+        r.json["detail"].as_str().unwrap().contains("1048576"),
+        "413 should name the limit: {}",
+        r.text
+    );
+    assert_nothing_recorded_and_still_serving(&mut server, &agent, size).await;
+}
+
+#[tokio::test]
+async fn nesting_1000_deep_in_parameters_is_400_naming_the_depth_limit() {
+    let mut server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let size = server.tree_size().await;
+    let m = manifest("agent-deep", "payment", 1000);
+    let mut text = serde_json::to_string(&json!({ "manifest": m })).unwrap();
+    // Splice `"deep": [[[...]]]` (1000 levels) into parameters.
+    let deep = format!("\"deep\":{}{},", "[".repeat(1000), "]".repeat(1000));
+    let at = text.find("\"parameters\":{").expect("parameters") + "\"parameters\":{".len();
+    text.insert_str(at, &deep);
+    let r = server
+        .post_raw(VALIDATE, Some(&agent.token), text.into_bytes())
+        .await
+        .expect_problem(400);
+    let detail = r.json["detail"].as_str().unwrap().to_lowercase();
+    assert!(
+        detail.contains("depth") && detail.contains("limit"),
+        "should name the depth limit: {}",
+        r.text
+    );
+    assert_nothing_recorded_and_still_serving(&mut server, &agent, size).await;
+}

@@ -1,0 +1,102 @@
+//! Point 2: keys per role from POST /v1/keys and from `sealgate keys create`.
+
+use serde_json::{json, Value};
+
+use crate::support::{manifest, Server, BIN};
+
+#[tokio::test]
+async fn admin_creates_agent_and_executor_keys_that_work() {
+    let server = Server::start().await;
+    for role in ["agent", "executor"] {
+        let r = server
+            .post(
+                "/v1/keys",
+                Some(&server.admin_token),
+                &json!({"role": role, "name": format!("{role} one")}),
+            )
+            .await
+            .expect(201);
+        let obj = r.json.as_object().expect("object");
+        let mut fields: Vec<_> = obj.keys().map(String::as_str).collect();
+        fields.sort_unstable();
+        assert_eq!(fields, ["id", "name", "role", "token"], "{}", r.text);
+        assert_eq!(r.json["role"], json!(role));
+        assert_eq!(r.json["name"], json!(format!("{role} one")));
+        assert!(r.json["id"].as_str().is_some_and(|s| !s.is_empty()));
+        assert!(r.json["token"].as_str().is_some_and(|s| s.len() >= 32));
+    }
+    // Without a name the key still gets one.
+    let r = server
+        .post(
+            "/v1/keys",
+            Some(&server.admin_token),
+            &json!({"role": "agent"}),
+        )
+        .await
+        .expect(201);
+    assert!(
+        r.json["name"].as_str().is_some_and(|s| !s.is_empty()),
+        "{}",
+        r.text
+    );
+
+    let agent = server.create_key("agent").await;
+    let executor = server.create_key("executor").await;
+    assert_ne!(agent.token, executor.token);
+    let decision = server
+        .approved(&agent, &manifest("agent-keys", "payment", 1000))
+        .await;
+    let verified = server
+        .verify(&executor, decision["seal"].as_str().unwrap())
+        .await;
+    assert_eq!(verified["valid"], json!(true), "{verified}");
+
+    // An unknown role is refused, naming the field.
+    let r = server
+        .post(
+            "/v1/keys",
+            Some(&server.admin_token),
+            &json!({"role": "root"}),
+        )
+        .await
+        .expect_problem(400);
+    assert_eq!(r.json["field"], json!("/role"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn cli_keys_create_prints_a_working_agent_token() {
+    let server = Server::start().await;
+    let cwd = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args(["keys", "create", "--role", "agent", "--server"])
+        .arg(&server.base)
+        .env("SEALGATE_TOKEN", &server.admin_token)
+        .env_remove("SEALGATE_SERVER")
+        .current_dir(cwd.path())
+        .output()
+        .await
+        .expect("run sealgate keys create");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "keys create failed: {}\nstdout: {stdout}\nstderr: {stderr}",
+        out.status
+    );
+    let created: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("keys create printed no JSON ({e}): {stdout}"));
+    assert_eq!(created["role"], json!("agent"), "{created}");
+    assert!(created["id"].is_string(), "{created}");
+    assert!(created["name"].is_string(), "{created}");
+    let token = created["token"].as_str().expect("token").to_owned();
+
+    let r = server
+        .post(
+            "/v1/manifest/validate",
+            Some(&token),
+            &json!({"manifest": manifest("agent-cli", "payment", 1000)}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.json["approved"], json!(true), "{}", r.text);
+}

@@ -1,0 +1,19 @@
+//! End-to-end tests: the real `sealgate` binary, spawned per test on a free port with
+//! a fresh data directory, driven over HTTP (and, where a point is about what is on
+//! disk, through the files and the SQLite ledger it writes).
+//!
+//! One module per acceptance point; `support` is the harness.
+
+#![allow(clippy::unwrap_used)]
+
+mod audit;
+mod auth;
+mod bad_input;
+mod durability;
+mod immutability;
+mod keys;
+mod policies;
+mod relay;
+mod seals;
+mod startup;
+mod support;

@@ -1,0 +1,150 @@
+//! Point 1: first start writes private key material and logs only the token's path;
+//! a restart on the same data directory keeps everything and creates nothing new.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::support::{manifest, mode, Server};
+
+#[tokio::test]
+async fn first_start_writes_private_secrets_and_logs_only_the_token_path() {
+    let server = Server::start().await;
+    let token_path = server.data_dir.join("admin-token");
+    let seal_key_path = server.data_dir.join("seal-key.pem");
+    assert_eq!(mode(&token_path), 0o600, "admin-token mode");
+    assert_eq!(mode(&seal_key_path), 0o600, "seal-key.pem mode");
+
+    // The token works, and using it (and creating another key) leaves no trace in the log.
+    let agent = server.create_key("agent").await;
+    server
+        .validate(&agent, &manifest("agent-startup", "payment", 1000))
+        .await
+        .expect(200);
+
+    let log = server.log();
+    assert!(
+        log.contains(&token_path.display().to_string()),
+        "the log must name the admin-token path {}; log:\n{log}",
+        token_path.display()
+    );
+    assert!(
+        !log.contains(&server.admin_token),
+        "the admin token appears in the log:\n{log}"
+    );
+    assert!(
+        !log.contains(&agent.token),
+        "a created key's token appears in the log:\n{log}"
+    );
+}
+
+/// The data directory's files and their contents, without SQLite's transient
+/// -wal/-shm/-journal companions (their presence depends on how the process ended).
+fn data_files(server: &Server) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(&server.data_dir)
+        .expect("read data dir")
+        .map(|e| e.expect("dir entry"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| {
+            !(name.ends_with("-wal") || name.ends_with("-shm") || name.ends_with("-journal"))
+        })
+        .map(|name| {
+            let bytes = if name.ends_with(".db") {
+                Vec::new() // contents change with checkpoints; compared through the API
+            } else {
+                std::fs::read(server.data_dir.join(&name)).expect("read data file")
+            };
+            (name, bytes)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn restart_keeps_token_key_policy_and_ledger_and_creates_nothing_new() {
+    let mut server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let auditor = server.create_key("auditor").await;
+    let approved = server
+        .approved(&agent, &manifest("agent-restart", "payment", 1000))
+        .await;
+    let denied = server
+        .validate(&agent, &manifest("agent-restart", "payment", 10000))
+        .await
+        .expect(200)
+        .json;
+
+    let files_before = data_files(&server);
+    let token_before = std::fs::read(server.data_dir.join("admin-token")).unwrap();
+    let jwk_before = server.jwk().await;
+    let policies_before = server
+        .get("/v1/policies", Some(&server.admin_token))
+        .await
+        .expect(200)
+        .json;
+    let size_before = server.tree_size().await;
+    let audit_before = server.audit(&auditor.token, "agent_id=agent-restart").await;
+
+    server.restart().await;
+
+    assert_eq!(
+        std::fs::read(server.data_dir.join("admin-token")).unwrap(),
+        token_before,
+        "admin-token rewritten by the restart"
+    );
+    assert_eq!(
+        data_files(&server),
+        files_before,
+        "the restart created, removed or changed files in the data dir"
+    );
+    let jwk_after = server.jwk().await;
+    assert_eq!(jwk_after["kid"], jwk_before["kid"], "seal key changed");
+    assert_eq!(jwk_after, jwk_before, "JWKS changed");
+    let policies_after = server
+        .get("/v1/policies", Some(&server.admin_token))
+        .await
+        .expect(200)
+        .json;
+    assert!(policies_before["active"].is_string(), "{policies_before}");
+    assert_eq!(
+        policies_after["active"], policies_before["active"],
+        "active policy changed"
+    );
+    assert_eq!(
+        policies_after["policies"], policies_before["policies"],
+        "policy list changed"
+    );
+    assert_eq!(
+        server.tree_size().await,
+        size_before,
+        "the restart appended to the ledger"
+    );
+
+    // Earlier decisions are still in the audit trail, unchanged.
+    let audit_after = server.audit(&auditor.token, "agent_id=agent-restart").await;
+    assert_eq!(audit_after, audit_before);
+    let ids: Vec<_> = audit_after["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["decision_id"].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            denied["decision_id"].clone(),
+            approved["decision_id"].clone()
+        ]
+    );
+
+    // Keys made before the restart still work, and so does a seal issued before it.
+    let executor = server.create_key("executor").await;
+    let seal = approved["seal"].as_str().unwrap();
+    let seal_id = approved["seal_id"].as_str().unwrap();
+    server.redeem(&executor, seal_id, seal).await.expect(200);
+    let again = server
+        .validate(&agent, &manifest("agent-restart", "refund", 500))
+        .await
+        .expect(200);
+    assert_eq!(again.json["approved"], json!(true), "{}", again.text);
+    assert_eq!(again.json["policy_version"], policies_before["active"]);
+}
