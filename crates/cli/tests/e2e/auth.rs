@@ -6,11 +6,14 @@ use serde_json::{json, Value};
 
 use crate::support::{manifest, Resp, Server};
 
+/// A route to call: method, path and query, optional JSON body.
+type Call = (Method, String, Option<Value>);
+
 const V: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Every authenticated /v1 route, with a body where it takes one. (GET /v1/ledger/key
 /// is public by design.)
-fn routes() -> Vec<(Method, String, Option<Value>)> {
+fn routes() -> Vec<Call> {
     let seal = json!({"seal": "x.y.z"});
     vec![
         (
@@ -122,7 +125,7 @@ async fn a_token_of_the_wrong_role_is_403() {
     );
 
     let size = server.tree_size().await;
-    let matrix: Vec<(&str, &str, &(Method, String, Option<Value>))> = vec![
+    let matrix: Vec<(&str, &str, &Call)> = vec![
         ("agent", &agent.token, &audit),
         ("agent", &agent.token, &redeem),
         ("agent", &agent.token, &keys),

@@ -88,6 +88,11 @@ async fn acknowledged_decisions_survive_sigkill_mid_load() {
         acks.len()
     );
 
+    eprintln!(
+        "durability: {} decisions acknowledged before SIGKILL",
+        acks.len()
+    );
+
     server.restart().await;
     let size = server.tree_size().await;
     let max_index = acks.iter().map(|a| a.ledger_index).max().unwrap();
