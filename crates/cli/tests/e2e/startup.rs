@@ -147,4 +147,18 @@ async fn restart_keeps_token_key_policy_and_ledger_and_creates_nothing_new() {
         .expect(200);
     assert_eq!(again.json["approved"], json!(true), "{}", again.text);
     assert_eq!(again.json["policy_version"], policies_before["active"]);
+
+    // Neither process ever logged a token.
+    let logs = server.all_logs();
+    for token in [
+        &server.admin_token,
+        &agent.token,
+        &auditor.token,
+        &executor.token,
+    ] {
+        assert!(
+            !logs.contains(token.as_str()),
+            "a token appears in the logs:\n{logs}"
+        );
+    }
 }
