@@ -4,11 +4,15 @@
 //! 1. `SELECT next_index FROM log_head FOR UPDATE` — the lock that serialises batches
 //!    from every replica, so indices are contiguous and in commit order. Later
 //!    statements see everything committed before the lock was granted.
-//! 2. One query for the claims of the batch's redemptions (seal known? redeemed?);
-//!    the batch is walked in order with what earlier entries of the same batch issued
-//!    and redeemed, and refused entries take no index.
-//! 3. One `INSERT … SELECT FROM unnest(…)` per table, pipelined, then the head moves.
-//! 4. COMMIT.
+//! 2. One query for the claims of the batch's redemptions (seal known? redeemed?),
+//!    pipelined with one query for the Merkle frontier at the head (skipped when this
+//!    process's cached frontier is for exactly that size; see `tree`). The batch is
+//!    walked in order with what earlier entries of the same batch issued and
+//!    redeemed; refused entries take no index, accepted ones are appended to the
+//!    frontier, which reports the tree nodes they complete.
+//! 3. One `INSERT … SELECT FROM unnest(…)` per table (tree nodes of level >= 1
+//!    included), pipelined, then the head moves.
+//! 4. COMMIT; only then is the new frontier cached.
 //!
 //! Retrying a batch is safe when its transaction failed before COMMIT was sent: it
 //! did not commit. An error *from* COMMIT is ambiguous (the server may have committed
@@ -29,6 +33,7 @@ use tokio_postgres::types::ToSql;
 use tracing::{instrument, warn};
 
 use crate::error::{map_pg, map_pool};
+use crate::tree::{load_frontier, INSERT_NODES};
 use crate::PostgresStore;
 
 const LOCK_HEAD: &str = "SELECT next_index FROM log_head FOR UPDATE";
@@ -83,6 +88,9 @@ struct Columns<'a> {
     r_at: Vec<&'a str>,
     a_idx: Vec<i64>,
     a_version: Vec<&'a str>,
+    n_level: Vec<i16>,
+    n_idx: Vec<i64>,
+    n_hash: Vec<[u8; 32]>,
 }
 
 impl PostgresStore {
@@ -126,7 +134,13 @@ impl PostgresStore {
             }
         }
 
-        let (known, redeemed) = claims(&tx, batch).await?;
+        let cached = self.frontier.get(head);
+        let ((known, redeemed), mut frontier) = tokio::try_join!(claims(&tx, batch), async {
+            match cached {
+                Some(f) => Ok(f),
+                None => load_frontier(&tx, head).await,
+            }
+        })?;
         let mut cols = Columns::default();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut issued_here: HashSet<&str> = HashSet::new();
@@ -176,6 +190,23 @@ impl PostgresStore {
                 cols.a_idx.push(next);
                 cols.a_version.push(version);
             }
+            let mut node_index = Ok(());
+            frontier.append_with(new.leaf_hash, |id, hash| {
+                if id.level > 0 {
+                    // A node's index is below its first leaf's, itself a bigint.
+                    match i64::try_from(id.index) {
+                        Ok(i) => {
+                            cols.n_level.push(i16::from(id.level));
+                            cols.n_idx.push(i);
+                            cols.n_hash.push(*hash);
+                        }
+                        Err(_) => node_index = Err(id),
+                    }
+                }
+            });
+            if let Err(id) = node_index {
+                return Err(StoreError::Backend(format!("tree node {id} out of range")));
+            }
             outcomes.push(Ok(Appended {
                 index: next as u64,
                 leaf_hash: new.leaf_hash,
@@ -192,7 +223,10 @@ impl PostgresStore {
             outcomes,
         };
         match tx.commit().await {
-            Ok(()) => Ok(attempt.outcomes),
+            Ok(()) => {
+                self.frontier.put(frontier);
+                Ok(attempt.outcomes)
+            }
             Err(e) => {
                 let err = map_pg(e);
                 put(unresolved, Some(attempt));
@@ -236,21 +270,23 @@ async fn write(
     c: &Columns<'_>,
     next: i64,
 ) -> Result<(), StoreError> {
-    let (entries, decisions, seals, redemptions, activations, head) = tokio::try_join!(
+    let (entries, decisions, seals, redemptions, activations, nodes, head) = tokio::try_join!(
         tx.prepare_cached(INSERT_ENTRIES),
         tx.prepare_cached(INSERT_DECISIONS),
         tx.prepare_cached(INSERT_SEALS),
         tx.prepare_cached(INSERT_REDEMPTIONS),
         tx.prepare_cached(INSERT_ACTIVATIONS),
+        tx.prepare_cached(INSERT_NODES),
         tx.prepare_cached(MOVE_HEAD),
     )
     .map_err(map_pg)?;
     let entry_params: [&(dyn ToSql + Sync); 4] = [&c.e_idx, &c.e_kind, &c.e_canonical, &c.e_hash];
+    let n_hash: Vec<&[u8]> = c.n_hash.iter().map(|h| &h[..]).collect();
     let head_params: [&(dyn ToSql + Sync); 1] = [&next];
     // join!, not try_join!: the statements are answered in order, and the error that
     // matters is the first one (the later ones only say the transaction is aborted).
     // try_join! polls in rotating order and could report one of those instead.
-    let (e, d, s, r, a, h) = tokio::join!(
+    let (e, d, s, r, a, n, h) = tokio::join!(
         tx.execute(&entries, &entry_params),
         async {
             if c.d_idx.is_empty() {
@@ -291,10 +327,23 @@ async fn write(
             }
             tx.execute(&activations, &[&c.a_idx, &c.a_version]).await
         },
+        async {
+            if c.n_idx.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(&nodes, &[&c.n_level, &c.n_idx, &n_hash]).await
+        },
         tx.execute(&head, &head_params),
     );
     let (wrote, moved) = (e.map_err(map_pg)?, {
         d.and(s).and(r).and(a).map_err(map_pg)?;
+        let n = n.map_err(map_pg)?;
+        if n != c.n_idx.len() as u64 {
+            return Err(StoreError::Backend(format!(
+                "append wrote {n} of {} tree nodes",
+                c.n_idx.len()
+            )));
+        }
         h.map_err(map_pg)?
     });
     if wrote != c.e_idx.len() as u64 || moved != 1 {

@@ -12,7 +12,9 @@ mod append;
 mod error;
 mod migrate;
 mod retry;
+mod tree;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,8 +22,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use sealgate_core::entry::Status;
 use sealgate_core::Role;
 use sealgate_store::{
-    ApiKey, AppendOutcome, AuditQuery, AuditRow, NewApiKey, NewEntry, NewPolicy, PolicySummary,
-    Redemption, SealRecord, Store, StoreError, StoredEntry, StoredPolicy,
+    ApiKey, AppendOutcome, AuditQuery, AuditRow, NewApiKey, NewCheckpoint, NewEntry, NewPolicy,
+    NodeId, PolicySummary, Redemption, SealRecord, Store, StoreError, StoredCheckpoint,
+    StoredEntry, StoredPolicy,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, NoTls, Row};
@@ -31,6 +34,7 @@ pub use migrate::{migrate, SCHEMA_VERSION};
 pub use retry::RetryPolicy;
 
 use crate::error::{map_pg, map_pool};
+use crate::tree::{FrontierCache, NodeQuery, READ_NODES};
 
 /// How to connect. `Default` suits a gateway replica.
 #[derive(Debug, Clone)]
@@ -69,6 +73,9 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     pool: Pool,
     retry: RetryPolicy,
+    /// The Merkle frontier after this process's last committed batch; used only when
+    /// the log head locked by an append is exactly its size (see `tree`).
+    frontier: Arc<FrontierCache>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -125,6 +132,7 @@ impl PostgresStore {
         let store = PostgresStore {
             pool,
             retry: options.retry,
+            frontier: Arc::new(FrontierCache::default()),
         };
         store.check_schema().await?;
         Ok(store)
@@ -227,6 +235,14 @@ fn redemption(row: &Row, at: usize) -> Result<Option<Redemption>, StoreError> {
         })),
         None => Ok(None),
     }
+}
+
+fn checkpoint(row: &Row) -> Result<StoredCheckpoint, StoreError> {
+    Ok(StoredCheckpoint {
+        tree_size: index(get(row, 0)?)?,
+        note: get(row, 1)?,
+        created_at: get(row, 2)?,
+    })
 }
 
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
@@ -352,6 +368,65 @@ impl Store for PostgresStore {
                 redemption: redemption(r, 3)?,
             })
         })
+        .await
+    }
+
+    #[instrument(skip_all, fields(nodes = ids.len()))]
+    async fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
+        let q = NodeQuery::new(ids);
+        if q.is_empty() {
+            return Ok(vec![None; ids.len()]);
+        }
+        let rows = self
+            .retry
+            .run("nodes", |_| async {
+                let client = self.pool.get().await.map_err(map_pool)?;
+                let stmt = client.prepare_cached(READ_NODES).await.map_err(map_pg)?;
+                client
+                    .query(&stmt, &[&q.levels, &q.indices])
+                    .await
+                    .map_err(map_pg)
+            })
+            .await?;
+        q.answer(&rows)
+    }
+
+    #[instrument(skip_all, fields(tree_size = cp.tree_size))]
+    async fn put_checkpoint(&self, cp: &NewCheckpoint) -> Result<(), StoreError> {
+        let size = i64::try_from(cp.tree_size).map_err(|_| {
+            StoreError::Backend(format!(
+                "checkpoint tree size {} out of range",
+                cp.tree_size
+            ))
+        })?;
+        self.write(
+            "INSERT INTO checkpoints (tree_size, note, created_at) VALUES ($1, $2, $3)",
+            &[&size, &cp.note, &cp.created_at],
+        )
+        .await
+        .map(drop)
+    }
+
+    #[instrument(skip_all)]
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.query_opt(
+            "latest_checkpoint",
+            "SELECT tree_size, note, created_at FROM checkpoints
+             ORDER BY tree_size DESC, seq DESC LIMIT 1",
+            &[],
+            checkpoint,
+        )
+        .await
+    }
+
+    #[instrument(skip_all)]
+    async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        self.query(
+            "checkpoints",
+            "SELECT tree_size, note, created_at FROM checkpoints ORDER BY seq",
+            &[],
+            checkpoint,
+        )
         .await
     }
 

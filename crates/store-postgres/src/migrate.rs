@@ -20,7 +20,12 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "service_role",
         include_str!("../migrations/0002_service_role.sql"),
     ),
+    (3, "tree", include_str!("../migrations/0003_tree.sql")),
 ];
+
+/// The migration that adds `tree_nodes`; entries already in the ledger get their
+/// nodes computed and written in the same transaction.
+const TREE_VERSION: i32 = 3;
 
 /// Key of the advisory lock that serialises migrations ("sealgate migrate").
 const MIGRATION_LOCK: i64 = 0x5ea1_6a7e_0001;
@@ -122,6 +127,12 @@ async fn apply_locked(client: &mut Client) -> Result<usize, StoreError> {
         tx.batch_execute(sql)
             .await
             .map_err(|e| needs_owner(map_pg(e)))?;
+        if version == TREE_VERSION {
+            let nodes = crate::tree::backfill(&tx).await?;
+            if nodes > 0 {
+                info!(nodes, "backfilled the Merkle tree of an existing ledger");
+            }
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
             &[&version, &name],

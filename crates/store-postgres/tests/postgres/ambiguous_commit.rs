@@ -149,6 +149,23 @@ async fn lands_exactly_once(cut: Cut) {
         stored.iter().map(|e| e.leaf_hash).collect::<Vec<_>>(),
         hashes
     );
+    // The tree nodes landed exactly once too, and the next append builds on them.
+    let next = decision(
+        "amb",
+        "payment",
+        Status::Denied,
+        None,
+        "2026-11-23T11:00:00.000000Z",
+    );
+    store.append(vec![next]).await.expect("next batch");
+    let leaves: Vec<[u8; 32]> = store
+        .range(0, 7)
+        .await
+        .expect("range")
+        .iter()
+        .map(|e| e.leaf_hash)
+        .collect();
+    crate::support::assert_tree_is(&db.client().await, &store, &leaves).await;
     drop(store);
     db.drop_db().await;
 }

@@ -4,12 +4,13 @@
 use sealgate_core::entry::{Entry, PolicyActivation, Status};
 use sealgate_core::Role;
 use sealgate_store::conformance::{decision, redemption};
-use sealgate_store::{NewApiKey, NewEntry, NewPolicy, Store};
+use sealgate_store::{NewApiKey, NewCheckpoint, NewEntry, NewPolicy, Store};
 use tokio_postgres::Client;
 
 use crate::support::{admin_url, TestDb};
 
-/// Fills every table with at least one row.
+/// Fills every table with at least one row (three single-entry batches complete the
+/// tree node covering leaves 0 and 1).
 pub(crate) async fn populate(store: &dyn Store) {
     store
         .append(vec![decision(
@@ -54,15 +55,25 @@ pub(crate) async fn populate(store: &dyn Store) {
         })
         .await
         .expect("key");
+    store
+        .put_checkpoint(&NewCheckpoint {
+            tree_size: 3,
+            note: "sealgate.test/log\n3\nroot\n\n— sig\n".into(),
+            created_at: "2026-11-23T10:00:02.000000Z".into(),
+        })
+        .await
+        .expect("checkpoint");
 }
 
-pub(crate) const EVIDENCE: [(&str, &str); 6] = [
+pub(crate) const EVIDENCE: [(&str, &str); 8] = [
     ("entries", "kind = 'x'"),
     ("decisions", "status = 'approved'"),
     ("seals", "expires_at = '2099-01-01'"),
     ("redemptions", "redeemed_at = 'never'"),
     ("policies", "bundle = '\\x00'::bytea"),
     ("policy_activations", "version = 'evil'"),
+    ("tree_nodes", "hash = '\\x00'::bytea"),
+    ("checkpoints", "note = 'forged'"),
 ];
 
 /// The server's message for a statement that must fail.
@@ -84,6 +95,14 @@ async fn update_delete_and_truncate_on_evidence_tables_fail_with_immutable() {
     populate(&store).await;
 
     let raw = db.client().await;
+    for table in ["tree_nodes", "checkpoints"] {
+        let rows: i64 = raw
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert!(rows > 0, "{table} has rows to protect");
+    }
     for (table, set) in EVIDENCE {
         for sql in [
             format!("UPDATE {table} SET {set}"),
@@ -113,6 +132,7 @@ async fn update_delete_and_truncate_on_evidence_tables_fail_with_immutable() {
     assert!(msg.contains("immutable"), "un-revoking: {msg}");
 
     assert_eq!(store.tree_size().await.expect("size"), 3);
+    assert_eq!(store.checkpoints().await.expect("checkpoints").len(), 1);
     drop(store);
     db.drop_db().await;
 }

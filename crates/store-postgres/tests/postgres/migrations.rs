@@ -57,3 +57,64 @@ async fn a_database_newer_than_this_build_is_refused() {
     assert!(err.to_string().contains("newer"), "{err}");
     db.drop_db().await;
 }
+
+/// A ledger that was in use before `tree_nodes` existed gets its nodes computed by
+/// the migration that adds the table, so appends and proofs work right after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tree_migration_backfills_an_existing_ledger() {
+    use sealgate_core::entry::Status;
+    use sealgate_store::conformance::decision;
+    use sealgate_store::Store;
+
+    let Some(admin) = admin_url() else { return };
+    let db = TestDb::create(&admin).await;
+    let store = db.store().await;
+    for batch in 0..4 {
+        let entries = (0..5)
+            .map(|i| {
+                decision(
+                    "old",
+                    "payment",
+                    Status::Denied,
+                    None,
+                    &format!("2026-11-23T10:0{batch}:0{i}.000000Z"),
+                )
+            })
+            .collect();
+        store.append(entries).await.expect("append");
+    }
+    drop(store);
+    // Back to the schema before migration 3: the tables go (DROP is not refused by
+    // the row triggers), the ledger stays.
+    let raw = db.client().await;
+    raw.batch_execute(
+        "DROP TABLE tree_nodes, checkpoints;
+         DELETE FROM schema_migrations WHERE version = 3;",
+    )
+    .await
+    .expect("roll the schema back");
+    assert_eq!(migrate(&db.url).await.expect("migrate"), 1);
+
+    let store = db.store().await;
+    store
+        .append(vec![decision(
+            "new",
+            "payment",
+            Status::Denied,
+            None,
+            "2026-11-23T11:00:00.000000Z",
+        )])
+        .await
+        .expect("append after the backfill");
+    let leaves: Vec<[u8; 32]> = store
+        .range(0, 21)
+        .await
+        .expect("range")
+        .iter()
+        .map(|e| e.leaf_hash)
+        .collect();
+    assert_eq!(leaves.len(), 21);
+    crate::support::assert_tree_is(&raw, &store, &leaves).await;
+    drop((store, raw));
+    db.drop_db().await;
+}

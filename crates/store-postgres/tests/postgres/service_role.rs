@@ -37,8 +37,25 @@ async fn service_role_appends_but_cannot_change_evidence() {
         .await
         .expect("revoking is allowed"));
     assert_eq!(store.tree_size().await.expect("size"), 3);
+    assert_eq!(
+        store
+            .latest_checkpoint()
+            .await
+            .expect("read checkpoint")
+            .expect("stored as the service role")
+            .tree_size,
+        3
+    );
+    let leaves: Vec<[u8; 32]> = store
+        .range(0, 3)
+        .await
+        .expect("range")
+        .iter()
+        .map(|e| e.leaf_hash)
+        .collect();
 
     let raw = crate::support::admin_client(&url).await;
+    crate::support::assert_tree_is(&raw, &store, &leaves).await;
     for (table, set) in EVIDENCE {
         for sql in [
             format!("UPDATE {table} SET {set}"),
@@ -60,6 +77,10 @@ async fn service_role_appends_but_cannot_change_evidence() {
         ("DELETE FROM log_head", "permission denied"),
         ("UPDATE api_keys SET role = 'admin'", "permission denied"),
         ("DELETE FROM api_keys", "permission denied"),
+        (
+            "SELECT setval('checkpoints_seq_seq', 1)",
+            "permission denied",
+        ),
         ("CREATE TABLE sneaky (i int)", "permission denied"),
         (
             "SET session_replication_role = replica",

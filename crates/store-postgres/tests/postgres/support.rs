@@ -142,3 +142,66 @@ async fn sweep_stale(admin: &Client) {
         }
     }
 }
+
+/// Asserts `tree_nodes` holds exactly the level >= 1 nodes of the tree of `leaves`,
+/// and that the store's nodes give that tree's root.
+pub(crate) async fn assert_tree_is(
+    raw: &Client,
+    store: &dyn sealgate_store::Store,
+    leaves: &[[u8; 32]],
+) {
+    use std::collections::BTreeMap;
+
+    use sealgate_ledger::{root_plan, Frontier, NodeId};
+
+    let mut reference = Frontier::new();
+    let mut expected = BTreeMap::new();
+    for leaf in leaves {
+        for (id, hash) in reference.append(*leaf) {
+            if id.level > 0 {
+                expected.insert(id, hash);
+            }
+        }
+    }
+    let stored: BTreeMap<NodeId, [u8; 32]> = raw
+        .query("SELECT level, idx, hash FROM tree_nodes", &[])
+        .await
+        .expect("read tree_nodes")
+        .iter()
+        .map(|r| {
+            let level: i16 = r.get(0);
+            let idx: i64 = r.get(1);
+            let hash: Vec<u8> = r.get(2);
+            (
+                NodeId::new(
+                    u8::try_from(level).expect("level"),
+                    u64::try_from(idx).expect("idx"),
+                ),
+                hash.try_into().expect("32 bytes"),
+            )
+        })
+        .collect();
+    assert_eq!(stored.len(), expected.len(), "number of tree nodes");
+    assert!(
+        stored == expected,
+        "tree_nodes differ from the reference tree"
+    );
+
+    let plan = root_plan(leaves.len() as u64);
+    let ids = plan.nodes().to_vec();
+    let got = store.nodes(&ids).await.expect("nodes");
+    let found: std::collections::HashMap<_, _> = ids
+        .into_iter()
+        .zip(got)
+        .filter_map(|(id, h)| h.map(|h| (id, h)))
+        .collect();
+    let root = plan
+        .assemble(|id| found.get(&id).copied())
+        .expect("root from stored nodes");
+    assert_eq!(
+        root.first().copied().unwrap_or(sealgate_ledger::EMPTY_ROOT),
+        reference.root(),
+        "root of {} leaves",
+        leaves.len()
+    );
+}
