@@ -64,7 +64,6 @@ fn mutate(rng: &mut Lcg, a: &str, b: &str) -> String {
             .chars()
             .map(|c| match c {
                 'a'..='z' => char::from_u32(c as u32 - 'a' as u32 + 0xFF41).unwrap_or(c),
-                'o' => '\u{043E}',
                 _ => c,
             })
             .collect(),

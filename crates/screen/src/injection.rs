@@ -1,9 +1,9 @@
 //! The prompt-injection detector: normalised text in, [`InjectionVerdict`] out.
 //!
 //! Owns the rule table (each rule: an id, a [`Family`], a weight and a
-//! pattern) and the compiled [`regex::bytes::RegexSet`] that runs every rule
-//! in one pass over the text, so the cost does not grow with a loop over
-//! patterns. A text's score is the noisy-or of the weights of the distinct
+//! pattern) and its compiled form: one Aho-Corasick pass over the rules'
+//! anchor words picks the few rules that can match, and only those run
+//! (see [`InjectionMatcher`]). A text's score is the noisy-or of the weights of the distinct
 //! rules that matched: `1 - Π(1 - wᵢ)`. Strong, unambiguous phrasings
 //! ("ignore all previous instructions", "do anything now") carry weights
 //! near 1 and flag alone; words that benign text also uses ("jailbreak",
@@ -14,7 +14,10 @@
 //! Matching runs on the output of [`crate::normalize`]; this module never
 //! sees or returns matched text, only rule ids and families.
 
-use regex::bytes::{RegexSet, RegexSetBuilder};
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex_automata::{meta, util::syntax, Anchored, Input};
+use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
+use regex_syntax::hir::{Hir, HirKind, Look};
 use serde::Serialize;
 
 use crate::ScreenError;
@@ -280,9 +283,6 @@ const RULES: &[Rule] = &[
         pattern: r"\b(?:transfer|wire|send|pay) \$?\d[\d,.]* ?(?:usd|dollars|eur|euros|btc|eth|bitcoin|ether)? to (?:the )?(?:account|wallet|iban|address|recipient)\b" },
 ];
 
-/// Rules per compiled set.
-const SET_SIZE: usize = 8;
-
 fn expand(pattern: &str) -> String {
     let mut p = pattern.to_owned();
     for (name, value) in VOCAB {
@@ -331,48 +331,203 @@ impl InjectionVerdict {
     }
 }
 
+/// Number of rules in the table.
+const N_RULES: usize = RULES.len();
+
+/// How an anchor occurrence is confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Anchor {
+    /// Every match begins with the anchor: run the rule anchored at the
+    /// occurrence. `word_start`: the rule begins with `\b` and the anchor
+    /// with a word byte, so an occurrence right after a word byte is no start.
+    Prefix { word_start: bool },
+    /// Every match ends with the anchor: run the rule over the whole text.
+    Suffix,
+}
+
 /// The compiled rule table.
+///
+/// Matching is two-staged. One Aho-Corasick pass over the text finds every
+/// occurrence of every rule's *anchors*: the literal prefixes each of its
+/// matches must begin with (or, where those are useless, such as leading
+/// whitespace, the suffixes each match must end with), extracted from the
+/// pattern by `regex-syntax`. A rule then runs only where an anchor occurs:
+/// anchored at a prefix occurrence, or once over the text for a suffix
+/// occurrence. Rules without a finite anchor set run on every text. This
+/// finds exactly the rules a pass of every pattern over the text would,
+/// and a text without anchors costs one automaton pass.
 pub(crate) struct InjectionMatcher {
-    /// The rule table split into small sets, each with its own lazy DFA:
-    /// one set of every rule overflows the DFA cache and falls back to a
-    /// slow engine, while small sets each stay in their fast DFA.
-    sets: Vec<(usize, RegexSet)>,
+    /// Automaton over the distinct anchors of all rules.
+    anchors: AhoCorasick,
+    /// Per anchor (automaton pattern id): the rules it belongs to.
+    anchor_rules: Vec<Vec<(usize, Anchor)>>,
+    /// Rules that run on every text (no usable anchors).
+    always: Vec<usize>,
+    /// One compiled regex per rule.
+    regexes: Vec<meta::Regex>,
 }
 
 impl std::fmt::Debug for InjectionMatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InjectionMatcher")
             .field("rules", &RULES.len())
+            .field("anchors", &self.anchor_rules.len())
             .finish()
     }
+}
+
+/// Whether every match of `hir` starts at an ASCII word boundary (`\b`).
+fn starts_with_word_boundary(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Look(look) => matches!(look, Look::WordAscii | Look::WordUnicode),
+        HirKind::Concat(items) => items.first().is_some_and(starts_with_word_boundary),
+        HirKind::Alternation(items) => items.iter().all(starts_with_word_boundary),
+        HirKind::Capture(cap) => starts_with_word_boundary(&cap.sub),
+        _ => false,
+    }
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// A finite set of non-empty literals, if `seq` is one.
+fn literal_set(seq: &Seq) -> Option<Vec<Vec<u8>>> {
+    let lits = seq.literals()?;
+    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
+        return None;
+    }
+    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
+}
+
+/// Anchors for one rule pattern: literals and how to confirm them; `None`
+/// when the rule has to run on every text.
+fn anchors_of(pattern: &str) -> Result<Option<(Vec<Vec<u8>>, Anchor)>, ScreenError> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .map_err(|e| ScreenError::Pattern(e.to_string()))?;
+    // Single whitespace bytes (from a leading `\s*`) are in every text.
+    let useful = |lits: &Vec<Vec<u8>>| {
+        !lits
+            .iter()
+            .any(|l| l.len() == 1 && l[0].is_ascii_whitespace())
+    };
+    let prefix = literal_set(&Extractor::new().kind(ExtractKind::Prefix).extract(&hir));
+    if let Some(lits) = prefix.filter(useful) {
+        let word_start = starts_with_word_boundary(&hir);
+        return Ok(Some((lits, Anchor::Prefix { word_start })));
+    }
+    let suffix = literal_set(&Extractor::new().kind(ExtractKind::Suffix).extract(&hir));
+    Ok(suffix.filter(useful).map(|lits| (lits, Anchor::Suffix)))
+}
+
+fn compile_rule(pattern: &str) -> Result<meta::Regex, ScreenError> {
+    meta::Regex::builder()
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .configure(
+            meta::Config::new()
+                .utf8_empty(false)
+                .nfa_size_limit(Some(64 << 20))
+                .hybrid_cache_capacity(4 << 20),
+        )
+        .build(pattern)
+        .map_err(|e| ScreenError::Pattern(e.to_string()))
 }
 
 impl InjectionMatcher {
     pub(crate) fn new() -> Result<Self, ScreenError> {
         let patterns: Vec<String> = RULES.iter().map(|r| expand(r.pattern)).collect();
-        let sets = patterns
-            .chunks(SET_SIZE)
-            .enumerate()
-            .map(|(i, chunk)| {
-                RegexSetBuilder::new(chunk)
-                    .unicode(false)
-                    .size_limit(64 << 20)
-                    .dfa_size_limit(16 << 20)
-                    .build()
-                    .map(|set| (i * SET_SIZE, set))
-                    .map_err(|e| ScreenError::Pattern(e.to_string()))
-            })
+        let regexes = patterns
+            .iter()
+            .map(|p| compile_rule(p))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(InjectionMatcher { sets })
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut anchor_rules: Vec<Vec<(usize, Anchor)>> = Vec::new();
+        let mut always = Vec::new();
+        for (rule, pattern) in patterns.iter().enumerate() {
+            let Some((lits, anchor)) = anchors_of(pattern)? else {
+                always.push(rule);
+                continue;
+            };
+            for lit in lits {
+                let anchor = match anchor {
+                    // Only a word byte after `\b` needs a non-word byte before it.
+                    Anchor::Prefix { word_start } => Anchor::Prefix {
+                        word_start: word_start && lit.first().is_some_and(|b| is_word_byte(*b)),
+                    },
+                    Anchor::Suffix => Anchor::Suffix,
+                };
+                let id = match literals.iter().position(|l| *l == lit) {
+                    Some(id) => id,
+                    None => {
+                        literals.push(lit);
+                        anchor_rules.push(Vec::new());
+                        literals.len() - 1
+                    }
+                };
+                if !anchor_rules[id].contains(&(rule, anchor)) {
+                    anchor_rules[id].push((rule, anchor));
+                }
+            }
+        }
+        let anchors = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&literals)
+            .map_err(|e| ScreenError::Pattern(e.to_string()))?;
+        Ok(InjectionMatcher {
+            anchors,
+            anchor_rules,
+            always,
+            regexes,
+        })
     }
 
-    /// Adds the indices of the rules matching `normalized` to `hits`.
+    /// Adds the indices of the rules matching `normalized` to `hits`, in
+    /// rule order.
     pub(crate) fn matches(&self, normalized: &str, hits: &mut Vec<usize>) {
-        for (offset, set) in &self.sets {
-            for i in set.matches(normalized.as_bytes()).iter() {
-                if !hits.contains(&(offset + i)) {
-                    hits.push(offset + i);
+        let bytes = normalized.as_bytes();
+        // Matched (or already in `hits`): no more work for that rule.
+        let mut done = [false; N_RULES];
+        for &rule in hits.iter() {
+            done[rule] = true;
+        }
+        let mut matched = [false; N_RULES];
+        let mut whole = [false; N_RULES];
+        let mut tried_at = [usize::MAX; N_RULES];
+        for &rule in &self.always {
+            whole[rule] = true;
+        }
+        for m in self.anchors.find_overlapping_iter(bytes) {
+            let at = m.start();
+            let after_word = at > 0 && is_word_byte(bytes[at - 1]);
+            for &(rule, anchor) in &self.anchor_rules[m.pattern().as_usize()] {
+                if done[rule] || matched[rule] {
+                    continue;
                 }
+                match anchor {
+                    Anchor::Prefix { word_start } => {
+                        if (word_start && after_word) || tried_at[rule] == at {
+                            continue;
+                        }
+                        tried_at[rule] = at;
+                        let input = Input::new(bytes)
+                            .span(at..bytes.len())
+                            .anchored(Anchored::Yes);
+                        matched[rule] = self.regexes[rule].is_match(input);
+                    }
+                    Anchor::Suffix => whole[rule] = true,
+                }
+            }
+        }
+        for rule in 0..N_RULES {
+            if whole[rule] && !matched[rule] && !done[rule] {
+                matched[rule] = self.regexes[rule].is_match(bytes);
+            }
+            if matched[rule] && !done[rule] {
+                hits.push(rule);
             }
         }
     }
@@ -382,6 +537,19 @@ impl InjectionMatcher {
     pub(crate) fn len(&self) -> usize {
         RULES.len()
     }
+}
+
+/// The straightforward matcher (every rule over the whole text), kept to
+/// check the anchored one against.
+#[cfg(test)]
+pub(crate) fn reference_matches(normalized: &str) -> Vec<usize> {
+    let set = regex::bytes::RegexSetBuilder::new(RULES.iter().map(|r| expand(r.pattern)))
+        .unicode(false)
+        .size_limit(256 << 20)
+        .dfa_size_limit(64 << 20)
+        .build()
+        .unwrap();
+    set.matches(normalized.as_bytes()).iter().collect()
 }
 
 #[cfg(test)]
@@ -460,6 +628,17 @@ mod tests {
             "How do I print the instructions for assembling this desk?",
         ] {
             assert!(!verdict(t).flagged, "{t}: {:?}", verdict(t));
+        }
+    }
+}
+#[cfg(test)]
+mod anchor_debug {
+    #[test]
+    fn print_anchors() {
+        for r in super::RULES {
+            let l = super::anchors_of(&super::expand(r.pattern)).unwrap();
+            let l = l.map(|(v, a)| (a, v.len(), v.iter().map(|x| x.len()).min(), v.iter().take(6).map(|x| String::from_utf8_lossy(x).into_owned()).collect::<Vec<_>>()));
+            println!("{} {:?}", r.id, l);
         }
     }
 }

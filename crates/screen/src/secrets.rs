@@ -8,13 +8,16 @@
 //! high-entropy token). Spans are byte offsets into the input; callers that
 //! report findings must use only the kind, never the text.
 //!
-//! A [`regex::RegexSet`] prefilter tells which detectors can match at all,
-//! so a clean text costs one pass plus the always-on generic detectors.
+//! Each detector has a gate (see [`Gate`]): anchor literals found by one
+//! Aho-Corasick pass, or runs of the bytes its pattern can match, so a
+//! regex only runs where it can match; a clean text costs one automaton
+//! pass and a few byte-class scans.
 
 use std::net::Ipv6Addr;
 
 use base64::Engine as _;
-use regex::bytes::{Regex, RegexBuilder};
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex_automata::{meta, util::syntax, Input};
 use serde::{Deserialize, Serialize};
 
 use crate::ScreenError;
@@ -163,19 +166,103 @@ pub struct SecretMatch {
 
 type Validator = fn(text: &str, start: usize, end: usize) -> bool;
 
-struct Detector {
-    kind: SecretKind,
-    regex: Regex,
-    /// Capture group holding the secret (0 = whole match).
-    group: usize,
-    validate: Validator,
-}
-
 struct Spec {
     kind: SecretKind,
     pattern: &'static str,
     group: usize,
     validate: Validator,
+    gate: Gate,
+}
+
+/// Where a detector's pattern can match at all: a cheap necessary condition
+/// checked before the regex runs, so the result is the same as running it
+/// over the whole text.
+#[derive(Clone, Copy)]
+enum Gate {
+    /// Every match contains, for each group, one of its literals (ASCII
+    /// case-insensitively); the regex runs over the whole text when all
+    /// groups occur.
+    Anchors(&'static [&'static [&'static str]]),
+    /// Every byte of every match is in `class` (apart from `pad` bytes of
+    /// context consumed before and after), and the maximal run of `class`
+    /// bytes holding a match satisfies `seed`: the regex runs only over
+    /// such runs (widened by `pad`), with the whole text as look-around
+    /// context.
+    Runs {
+        class: fn(u8) -> bool,
+        seed: fn(&[u8]) -> bool,
+        pad: usize,
+    },
+}
+
+const QUOTES: &[&str] = &["\"", "'", "`"];
+const CREDENTIAL_WORDS: &[&str] = &[
+    "pass", "pwd", "secret", "api_key", "apikey", "access_key", "accesskey", "private_key",
+    "privatekey", "token", "credential",
+];
+const BARE_CREDENTIAL_WORDS: &[&str] = &["pass", "pwd", "secret", "api_key", "apikey", "token"];
+
+fn aws_id_class(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'/' || b == b'+'
+}
+fn aws_id_seed(run: &[u8]) -> bool {
+    run.len() == 20 && run[0] == b'A'
+}
+fn iban_class(b: u8) -> bool {
+    b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ' || b == b'-'
+}
+fn iban_seed(run: &[u8]) -> bool {
+    run.windows(4).any(|w| {
+        w[0].is_ascii_uppercase()
+            && w[1].is_ascii_uppercase()
+            && w[2].is_ascii_digit()
+            && w[3].is_ascii_digit()
+    })
+}
+fn digit_count(run: &[u8]) -> usize {
+    run.iter().filter(|b| b.is_ascii_digit()).count()
+}
+fn card_class(b: u8) -> bool {
+    b.is_ascii_digit() || b == b' ' || b == b'-'
+}
+fn card_seed(run: &[u8]) -> bool {
+    digit_count(run) >= 13
+}
+fn email_class(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-' | b'@')
+}
+fn email_seed(run: &[u8]) -> bool {
+    run.contains(&b'@')
+}
+fn ssn_class(b: u8) -> bool {
+    b.is_ascii_digit() || matches!(b, b' ' | b'.' | b'-')
+}
+fn ssn_seed(run: &[u8]) -> bool {
+    digit_count(run) >= 9
+}
+fn ipv4_class(b: u8) -> bool {
+    b.is_ascii_digit() || b == b'.' || b == b'/'
+}
+fn ipv4_seed(run: &[u8]) -> bool {
+    digit_count(run) >= 4 && run.iter().filter(|b| **b == b'.').count() >= 3
+}
+fn ipv6_class(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b':' | b'%' | b'.' | b'/')
+}
+fn ipv6_seed(run: &[u8]) -> bool {
+    run.iter().filter(|b| **b == b':').count() >= 2
+}
+fn phone_class(b: u8) -> bool {
+    b.is_ascii_digit() || matches!(b, b' ' | b'.' | b'-' | b'(' | b')' | b'+')
+}
+fn phone_seed(run: &[u8]) -> bool {
+    digit_count(run) >= 6
+}
+fn token_class(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-' | b'=')
+}
+fn token_seed(run: &[u8]) -> bool {
+    run.len() >= 24
 }
 
 fn always(_: &str, _: usize, _: usize) -> bool {
@@ -185,52 +272,76 @@ fn always(_: &str, _: usize, _: usize) -> bool {
 #[rustfmt::skip]
 const SPECS: &[Spec] = &[
     Spec { kind: SecretKind::PrivateKey, group: 0, validate: private_key_body,
+        gate: Gate::Anchors(&[&["-----BEGIN"]]),
         pattern: r"-----BEGIN[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----" },
     Spec { kind: SecretKind::Jwt, group: 0, validate: jwt_header,
+        gate: Gate::Anchors(&[&["eyJ"]]),
         pattern: r"\beyJ[A-Za-z0-9_-]{10,}={0,2}\.eyJ[A-Za-z0-9_-]{4,}={0,2}(?:\.[A-Za-z0-9_-]*)?" },
     Spec { kind: SecretKind::AwsAccessKey, group: 1, validate: aws_key_id,
+        gate: Gate::Runs { class: aws_id_class, seed: aws_id_seed, pad: 1 },
         pattern: r"(?:^|[^A-Za-z0-9/+])((?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA|A3T[A-Z0-9])[A-Z0-9]{16})(?:[^A-Za-z0-9/+]|$)" },
     Spec { kind: SecretKind::AwsSecretKey, group: 1, validate: not_placeholder_token,
+        gate: Gate::Anchors(&[&["aws"]]),
         pattern: r#"(?i)aws[\w.-]{0,30}?(?:secret|access)[\w.-]{0,20}["'\]]?\s*(?::=|=>|=|:)\s*["']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+]|$)"# },
     Spec { kind: SecretKind::GithubToken, group: 0, validate: not_placeholder_token,
+        gate: Gate::Anchors(&[&["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"]]),
         pattern: r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{70,255})\b" },
     Spec { kind: SecretKind::GitlabToken, group: 1, validate: not_placeholder_token,
+        gate: Gate::Anchors(&[&["glpat-", "gldt-", "glptt-", "glrt-", "glcbt-", "glimt-", "glagent-", "gloas-", "glft-", "glffct-", "glsoat-", "GR1348941"]]),
         pattern: r"(?:^|[^A-Za-z0-9_-])((?:glpat-[A-Za-z0-9_-]{20}|glpat-[A-Za-z0-9_-]{27,300}\.[0-9a-z]{2}[0-9a-z]{7}|gldt-[A-Za-z0-9_-]{20}|glptt-[A-Za-z0-9_-]{40}|glrt-[A-Za-z0-9_-]{20}|glrt-t\d_[A-Za-z0-9_-]{27,300}\.[0-9a-z]{2}[0-9a-z]{7}|glcbt-(?:[0-9a-fA-F]{1,5}_)?[A-Za-z0-9_-]{20}|glimt-[A-Za-z0-9_-]{25}|glagent-[A-Za-z0-9_-]{50,1024}|gloas-[A-Za-z0-9_-]{64}|glft-[A-Za-z0-9_-]{20}|glffct-[A-Za-z0-9_-]{20}|glsoat-[A-Za-z0-9_-]{19,}[A-Za-z0-9-]|GR1348941[A-Za-z0-9_-]{19,}[A-Za-z0-9-]))(?:[^A-Za-z0-9_-]|$)" },
     Spec { kind: SecretKind::SlackWebhook, group: 0, validate: always,
+        gate: Gate::Anchors(&[&["://hooks.slack.com/"]]),
         pattern: r"https?://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,}" },
     Spec { kind: SecretKind::SlackToken, group: 0, validate: not_placeholder_token,
+        gate: Gate::Anchors(&[&["xox", "xapp-"]]),
         pattern: r"\b(?:xox[abposre]-(?:\d-)?\d{5,}(?:-\d+)*-[A-Za-z0-9]{10,}|xoxe\.xox[bp]-\d-[A-Za-z0-9]{100,}|xoxe-\d-[A-Za-z0-9]{100,}|xapp-\d-[A-Z0-9]{9,}-\d{6,}-[a-z0-9]{32,})\b" },
     Spec { kind: SecretKind::StripeKey, group: 0, validate: not_placeholder_token,
+        gate: Gate::Anchors(&[&["sk_live_", "sk_test_", "sk_prod_", "rk_live_", "rk_test_", "rk_prod_"]]),
         pattern: r"\b(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,247}\b" },
     Spec { kind: SecretKind::AnthropicKey, group: 0, validate: not_placeholder_token,
+        gate: Gate::Anchors(&[&["sk-ant-"]]),
         pattern: r"\bsk-ant-(?:api|admin|sid)\d{2}-[A-Za-z0-9_-]{80,}" },
     Spec { kind: SecretKind::OpenaiKey, group: 0, validate: not_placeholder_token,
+        gate: Gate::Anchors(&[&["sk-"]]),
         pattern: r"\bsk-(?:(?:proj|svcacct|admin|None)-)?[A-Za-z0-9_-]{10,}T3BlbkFJ[A-Za-z0-9_-]{10,}|\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{80,}" },
     Spec { kind: SecretKind::UrlPassword, group: 1, validate: url_password,
+        gate: Gate::Anchors(&[&["://"], &["@"]]),
         pattern: r#"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@'"<>{}]{1,64}:([^\s/@'"<>]{1,128})@[A-Za-z0-9.-]+"# },
     Spec { kind: SecretKind::UrlPassword, group: 1, validate: curl_password,
+        gate: Gate::Anchors(&[&["curl"], &["-u"]]),
         pattern: r#"\bcurl\b(?s:.){0,300}?\s(?:-u|--user)\s+["']?[^\s:"']{0,64}["']?:["']?([^\s"']{1,128})"# },
     Spec { kind: SecretKind::Password, group: 1, validate: assigned_value,
+        gate: Gate::Anchors(&[CREDENTIAL_WORDS, QUOTES]),
         pattern: r#"(?i)(?:pass|pwd|secret|api_?key|apikey|access_?key|private_?key|token|credential)[a-z0-9_]{0,30}["'`\]]?[ \t]*(?::=|=>|!==?|===?|=|:|[ \t])[ \t]*@?["'`]([^"'`\n]{1,200})["'`]"# },
     Spec { kind: SecretKind::Password, group: 1, validate: compared_value,
+        gate: Gate::Anchors(&[&["!=", "=="], QUOTES]),
         pattern: r#"["'`]([^"'`\n]{1,200})["'`][ \t]*(?:!==?|===?)[ \t]*[A-Za-z_][A-Za-z0-9_]{0,40}"# },
     Spec { kind: SecretKind::Password, group: 1, validate: assigned_bare_value,
+        gate: Gate::Anchors(&[BARE_CREDENTIAL_WORDS]),
         pattern: r#"(?i)(?:pass|pwd|secret|api_?key|apikey|token)[a-z0-9_]{0,30}["'\]]?[ \t]*(?::=|=|:)[ \t]*([^\s"'`,;]{6,200})"# },
     Spec { kind: SecretKind::Iban, group: 0, validate: iban,
+        gate: Gate::Runs { class: iban_class, seed: iban_seed, pad: 0 },
         pattern: r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?\b" },
     Spec { kind: SecretKind::CreditCard, group: 0, validate: credit_card,
+        gate: Gate::Runs { class: card_class, seed: card_seed, pad: 0 },
         pattern: r"\b\d(?:[ -]?\d){12,18}\b" },
     Spec { kind: SecretKind::Email, group: 0, validate: always,
+        gate: Gate::Runs { class: email_class, seed: email_seed, pad: 0 },
         pattern: r"\b[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})\b" },
     Spec { kind: SecretKind::UsSsn, group: 0, validate: us_ssn,
+        gate: Gate::Runs { class: ssn_class, seed: ssn_seed, pad: 0 },
         pattern: r"\b\d{3}[- .]?\d{2}[- .]?\d{4}\b" },
     Spec { kind: SecretKind::IpAddress, group: 0, validate: ipv4,
+        gate: Gate::Runs { class: ipv4_class, seed: ipv4_seed, pad: 0 },
         pattern: r"\b(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?\b" },
     Spec { kind: SecretKind::IpAddress, group: 0, validate: ipv6,
+        gate: Gate::Runs { class: ipv6_class, seed: ipv6_seed, pad: 0 },
         pattern: r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?:%[A-Za-z0-9]+)?(?:/\d{1,3})?" },
     Spec { kind: SecretKind::PhoneNumber, group: 0, validate: phone,
+        gate: Gate::Runs { class: phone_class, seed: phone_seed, pad: 0 },
         pattern: r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?|\b\d{1,4}[ .-])?(?:\d[ .-]?){5,11}\d\b|\b\d{10,11}\b" },
     Spec { kind: SecretKind::HighEntropyToken, group: 0, validate: high_entropy,
+        gate: Gate::Runs { class: token_class, seed: token_seed, pad: 0 },
         pattern: r"[A-Za-z0-9+/_-]{24,512}={0,2}" },
 ];
 
@@ -820,9 +931,33 @@ fn uniform_separators_alnum(s: &str) -> bool {
 
 // ---- scanner ------------------------------------------------------------
 
+/// One compiled detector and its gate.
+struct Detector {
+    kind: SecretKind,
+    regex: meta::Regex,
+    /// Capture group holding the secret (0 = whole match).
+    group: usize,
+    validate: Validator,
+    check: Check,
+}
+
+/// A detector's [`Gate`], compiled.
+enum Check {
+    /// Per group, a bit mask of anchor literal ids; each group needs one.
+    Anchors(Vec<u128>),
+    /// Byte class table, seed test, context bytes.
+    Runs {
+        class: [bool; 256],
+        seed: fn(&[u8]) -> bool,
+        pad: usize,
+    },
+}
+
 /// The compiled detector table.
 pub(crate) struct SecretScanner {
     detectors: Vec<Detector>,
+    /// Every anchor literal of every enabled detector, case-insensitive.
+    anchors: AhoCorasick,
 }
 
 impl std::fmt::Debug for SecretScanner {
@@ -836,49 +971,148 @@ impl std::fmt::Debug for SecretScanner {
 impl SecretScanner {
     pub(crate) fn new(enabled: &[SecretKind]) -> Result<Self, ScreenError> {
         let specs: Vec<&Spec> = SPECS.iter().filter(|s| enabled.contains(&s.kind)).collect();
-        let detectors = specs
-            .iter()
-            .map(|s| {
-                Ok(Detector {
-                    kind: s.kind,
-                    // ASCII semantics for \b, \d, \s and classes: every
-                    // detector targets ASCII tokens, and Unicode word
-                    // boundaries would force the slow engines on non-ASCII text.
-                    regex: RegexBuilder::new(s.pattern)
-                        .unicode(false)
-                        .build()
-                        .map_err(|e| ScreenError::Pattern(e.to_string()))?,
-                    group: s.group,
-                    validate: s.validate,
-                })
-            })
-            .collect::<Result<Vec<_>, ScreenError>>()?;
-        Ok(SecretScanner { detectors })
+        let mut literals: Vec<String> = Vec::new();
+        let mut detectors = Vec::with_capacity(specs.len());
+        for s in specs {
+            let check = match s.gate {
+                Gate::Anchors(groups) => {
+                    let mut masks = Vec::with_capacity(groups.len());
+                    for group in groups {
+                        let mut mask = 0u128;
+                        for lit in *group {
+                            let lit = lit.to_ascii_lowercase();
+                            let id = match literals.iter().position(|l| *l == lit) {
+                                Some(id) => id,
+                                None => {
+                                    literals.push(lit);
+                                    literals.len() - 1
+                                }
+                            };
+                            if id >= 128 {
+                                return Err(ScreenError::Pattern("too many anchors".into()));
+                            }
+                            mask |= 1u128 << id;
+                        }
+                        masks.push(mask);
+                    }
+                    Check::Anchors(masks)
+                }
+                Gate::Runs { class, seed, pad } => {
+                    let mut table = [false; 256];
+                    for (b, slot) in table.iter_mut().enumerate() {
+                        *slot = u8::try_from(b).is_ok_and(class);
+                    }
+                    Check::Runs {
+                        class: table,
+                        seed,
+                        pad,
+                    }
+                }
+            };
+            detectors.push(Detector {
+                kind: s.kind,
+                // ASCII semantics for \b, \d, \s and classes: every
+                // detector targets ASCII tokens, and Unicode word
+                // boundaries would force the slow engines on non-ASCII text.
+                regex: meta::Regex::builder()
+                    .syntax(syntax::Config::new().unicode(false).utf8(false))
+                    .configure(
+                        meta::Config::new()
+                            .utf8_empty(false)
+                            .nfa_size_limit(Some(10 << 20))
+                            .hybrid_cache_capacity(2 << 20),
+                    )
+                    .build(s.pattern)
+                    .map_err(|e| ScreenError::Pattern(e.to_string()))?,
+                group: s.group,
+                validate: s.validate,
+                check,
+            });
+        }
+        let anchors = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&literals)
+            .map_err(|e| ScreenError::Pattern(e.to_string()))?;
+        Ok(SecretScanner { detectors, anchors })
     }
 
     /// All non-overlapping matches in `text`, sorted by start offset.
     pub(crate) fn scan(&self, text: &str) -> Vec<SecretMatch> {
+        let bytes = text.as_bytes();
+        let mut present = 0u128;
+        for m in self.anchors.find_overlapping_iter(bytes) {
+            present |= 1u128 << m.pattern().as_usize();
+        }
         let mut found = Vec::new();
         for det in &self.detectors {
-            for caps in det.regex.captures_iter(text.as_bytes()) {
-                let Some(m) = caps.get(det.group) else {
-                    continue;
-                };
-                // Byte-level matching can end inside a multi-byte character
-                // only at a repetition bound; such a span is not a token.
-                if !text.is_char_boundary(m.start()) || !text.is_char_boundary(m.end()) {
-                    continue;
+            match &det.check {
+                Check::Anchors(groups) => {
+                    if groups.iter().all(|g| g & present != 0) {
+                        det.search(text, 0..bytes.len(), &mut 0, &mut found);
+                    }
                 }
-                if (det.validate)(text, m.start(), m.end()) {
-                    found.push(SecretMatch {
-                        kind: det.kind,
-                        start: m.start(),
-                        end: m.end(),
-                    });
+                Check::Runs { class, seed, pad } => {
+                    let mut last_end = 0;
+                    let mut i = 0;
+                    while i < bytes.len() {
+                        if !class[usize::from(bytes[i])] {
+                            i += 1;
+                            continue;
+                        }
+                        let start = i;
+                        while i < bytes.len() && class[usize::from(bytes[i])] {
+                            i += 1;
+                        }
+                        if seed(&bytes[start..i]) {
+                            let window =
+                                start.saturating_sub(*pad)..(i + pad).min(bytes.len());
+                            det.search(text, window, &mut last_end, &mut found);
+                        }
+                    }
                 }
             }
         }
         resolve_overlaps(found)
+    }
+}
+
+impl Detector {
+    /// Runs the regex over `window` of `text` (the whole text stays the
+    /// look-around context), continuing after the previous match's end as
+    /// one pass over the whole text would, and keeps validated matches.
+    fn search(
+        &self,
+        text: &str,
+        window: std::ops::Range<usize>,
+        last_end: &mut usize,
+        found: &mut Vec<SecretMatch>,
+    ) {
+        let start = window.start.max(*last_end);
+        if start >= window.end {
+            return;
+        }
+        let input = Input::new(text.as_bytes()).span(start..window.end);
+        for caps in self.regex.captures_iter(input) {
+            if let Some(whole) = caps.get_match() {
+                *last_end = whole.end();
+            }
+            let Some(m) = caps.get_group(self.group) else {
+                continue;
+            };
+            // Byte-level matching can end inside a multi-byte character
+            // only at a repetition bound; such a span is not a token.
+            if !text.is_char_boundary(m.start) || !text.is_char_boundary(m.end) {
+                continue;
+            }
+            if (self.validate)(text, m.start, m.end) {
+                found.push(SecretMatch {
+                    kind: self.kind,
+                    start: m.start,
+                    end: m.end,
+                });
+            }
+        }
     }
 }
 
