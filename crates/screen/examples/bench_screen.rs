@@ -6,7 +6,9 @@
 //! credentials, a base64 blob and an injection attempt, generated here (no
 //! data files). Three figures: `screen_text` (injection only),
 //! `find_secrets` (secret/PII only) and `screen_manifest` (both, over a
-//! manifest whose parameters hold the same text).
+//! manifest whose parameters hold the same text), then the time of one
+//! `screen_manifest` call on a typical small manifest. Each figure is the
+//! median of several rounds (the best round in parentheses).
 
 use std::time::{Duration, Instant};
 
@@ -44,19 +46,52 @@ fn corpus() -> Vec<String> {
     docs
 }
 
+/// Rounds per figure; the median (and the best) round is reported, since
+/// the machine is shared and single rounds are noisy.
+const ROUNDS: u32 = 7;
+
+fn median_and_best(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[v.len() - 1])
+}
+
 fn measure(name: &str, bytes_per_iter: usize, budget: Duration, mut f: impl FnMut()) {
-    let start = Instant::now();
-    let mut iters = 0u64;
-    while start.elapsed() < budget {
-        f();
-        iters += 1;
+    let round = budget / ROUNDS;
+    let mut rates = Vec::new();
+    let mut total_iters = 0u64;
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        let mut iters = 0u64;
+        while iters == 0 || start.elapsed() < round {
+            f();
+            iters += 1;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        rates.push((bytes_per_iter as f64 * iters as f64) / 1e6 / secs);
+        total_iters += iters;
     }
-    let secs = start.elapsed().as_secs_f64();
-    let mb = (bytes_per_iter as f64 * iters as f64) / 1e6;
+    let (median, best) = median_and_best(rates);
     println!(
-        "{name:16} {:8.1} MB/s  ({iters} passes over {bytes_per_iter} bytes in {secs:.2}s)",
-        mb / secs
+        "{name:16} {median:8.1} MB/s median  ({best:.1} best; {ROUNDS} rounds, {total_iters} passes over {bytes_per_iter} bytes)"
     );
+}
+
+/// Microseconds per call of `f`, median (and best) of `ROUNDS` rounds.
+fn per_call(name: &str, budget: Duration, mut f: impl FnMut()) {
+    let round = budget / ROUNDS;
+    let mut micros = Vec::new();
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        let mut n = 0u32;
+        while n < 100 || start.elapsed() < round {
+            f();
+            n += 1;
+        }
+        // Negated so that the "best" (largest) is the fastest round.
+        micros.push(-(start.elapsed().as_secs_f64() / f64::from(n) * 1e6));
+    }
+    let (median, best) = median_and_best(micros);
+    println!("{name:16} {:8.2} µs median  ({:.2} best)", -median, -best);
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -94,15 +129,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::hint::black_box(screener.screen_manifest(r, p));
         }
     });
-    // A typical manifest: short reasoning and a handful of parameters.
+    // A typical manifest: short reasoning and a handful of parameters
+    // (≈ 230 bytes of text).
     let typical = json!({"to": "ops@example.com", "subject": "Invoice 118", "body": "Please find the invoice attached. Payment is due in 30 days.", "amount": 1250});
     let reasoning = "The user asked me to send the invoice to operations and confirm the due date.";
-    let start = Instant::now();
-    let n = 20_000;
-    for _ in 0..n {
+    per_call("typical manifest", budget, || {
         std::hint::black_box(screener.screen_manifest(reasoning, &typical));
-    }
-    let per = start.elapsed().as_secs_f64() / f64::from(n) * 1e6;
-    println!("typical manifest  {per:8.1} µs per screen_manifest");
+    });
     Ok(())
 }

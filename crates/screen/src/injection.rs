@@ -14,7 +14,7 @@
 //! Matching runs on the output of [`crate::normalize`]; this module never
 //! sees or returns matched text, only rule ids and families.
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex_automata::{meta, util::syntax, Anchored, Input};
 use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
 use regex_syntax::hir::{Hir, HirKind, Look};
@@ -475,6 +475,7 @@ impl InjectionMatcher {
         }
         let anchors = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&literals)
             .map_err(|e| ScreenError::Pattern(e.to_string()))?;
         Ok(InjectionMatcher {

@@ -16,7 +16,7 @@
 use std::net::Ipv6Addr;
 
 use base64::Engine as _;
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex_automata::{meta, util::syntax, Input};
 use serde::{Deserialize, Serialize};
 
@@ -946,11 +946,7 @@ enum Check {
     /// Per group, a bit mask of anchor literal ids; each group needs one.
     Anchors(Vec<u128>),
     /// Byte class table, seed test, context bytes.
-    Runs {
-        class: [bool; 256],
-        seed: fn(&[u8]) -> bool,
-        pad: usize,
-    },
+    Runs { seed: fn(&[u8]) -> bool, pad: usize },
 }
 
 /// The compiled detector table.
@@ -958,6 +954,11 @@ pub(crate) struct SecretScanner {
     detectors: Vec<Detector>,
     /// Every anchor literal of every enabled detector, case-insensitive.
     anchors: AhoCorasick,
+    /// Per byte, the run-gated detectors (bit = index into `runs`) whose
+    /// class holds it.
+    run_classes: [u32; 256],
+    /// Indices into `detectors` of the run-gated detectors.
+    runs: Vec<usize>,
 }
 
 impl std::fmt::Debug for SecretScanner {
@@ -973,6 +974,8 @@ impl SecretScanner {
         let specs: Vec<&Spec> = SPECS.iter().filter(|s| enabled.contains(&s.kind)).collect();
         let mut literals: Vec<String> = Vec::new();
         let mut detectors = Vec::with_capacity(specs.len());
+        let mut run_classes = [0u32; 256];
+        let mut runs = Vec::new();
         for s in specs {
             let check = match s.gate {
                 Gate::Anchors(groups) => {
@@ -998,15 +1001,17 @@ impl SecretScanner {
                     Check::Anchors(masks)
                 }
                 Gate::Runs { class, seed, pad } => {
-                    let mut table = [false; 256];
-                    for (b, slot) in table.iter_mut().enumerate() {
-                        *slot = u8::try_from(b).is_ok_and(class);
+                    let bit = runs.len();
+                    if bit >= 32 {
+                        return Err(ScreenError::Pattern("too many run gates".into()));
                     }
-                    Check::Runs {
-                        class: table,
-                        seed,
-                        pad,
+                    for (b, slot) in run_classes.iter_mut().enumerate() {
+                        if u8::try_from(b).is_ok_and(class) {
+                            *slot |= 1u32 << bit;
+                        }
                     }
+                    runs.push(detectors.len());
+                    Check::Runs { seed, pad }
                 }
             };
             detectors.push(Detector {
@@ -1032,9 +1037,15 @@ impl SecretScanner {
         let anchors = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&literals)
             .map_err(|e| ScreenError::Pattern(e.to_string()))?;
-        Ok(SecretScanner { detectors, anchors })
+        Ok(SecretScanner {
+            detectors,
+            anchors,
+            run_classes,
+            runs,
+        })
     }
 
     /// All non-overlapping matches in `text`, sorted by start offset.
@@ -1046,31 +1057,42 @@ impl SecretScanner {
         }
         let mut found = Vec::new();
         for det in &self.detectors {
-            match &det.check {
-                Check::Anchors(groups) => {
-                    if groups.iter().all(|g| g & present != 0) {
-                        det.search(text, 0..bytes.len(), &mut 0, &mut found);
-                    }
+            if let Check::Anchors(groups) = &det.check {
+                if groups.iter().all(|g| g & present != 0) {
+                    det.search(text, 0..bytes.len(), &mut 0, &mut found);
                 }
-                Check::Runs { class, seed, pad } => {
-                    let mut last_end = 0;
-                    let mut i = 0;
-                    while i < bytes.len() {
-                        if !class[usize::from(bytes[i])] {
-                            i += 1;
-                            continue;
-                        }
-                        let start = i;
-                        while i < bytes.len() && class[usize::from(bytes[i])] {
-                            i += 1;
-                        }
+            }
+        }
+        // One pass over the bytes tracks the current run of every
+        // run-gated detector's class; a run is handed to its detector when
+        // it ends.
+        let mut run_start = [0usize; 32];
+        let mut last_end = [0usize; 32];
+        let mut prev = 0u32;
+        for i in 0..=bytes.len() {
+            let mask = bytes.get(i).map_or(0, |b| self.run_classes[usize::from(*b)]);
+            let changed = mask ^ prev;
+            if changed != 0 {
+                let mut started = changed & mask;
+                while started != 0 {
+                    let bit = started.trailing_zeros() as usize;
+                    run_start[bit] = i;
+                    started &= started - 1;
+                }
+                let mut ended = changed & prev;
+                while ended != 0 {
+                    let bit = ended.trailing_zeros() as usize;
+                    ended &= ended - 1;
+                    let det = &self.detectors[self.runs[bit]];
+                    if let Check::Runs { seed, pad } = det.check {
+                        let start = run_start[bit];
                         if seed(&bytes[start..i]) {
-                            let window =
-                                start.saturating_sub(*pad)..(i + pad).min(bytes.len());
-                            det.search(text, window, &mut last_end, &mut found);
+                            let window = start.saturating_sub(pad)..(i + pad).min(bytes.len());
+                            det.search(text, window, &mut last_end[bit], &mut found);
                         }
                     }
                 }
+                prev = mask;
             }
         }
         resolve_overlaps(found)
