@@ -4,6 +4,7 @@
 mod bench;
 mod client;
 mod keys;
+mod migrate;
 mod screen;
 mod serve;
 mod verify;
@@ -46,6 +47,8 @@ enum Command {
     },
     /// Drive concurrent load against a running server and report decisions/s and latency.
     Bench(bench::BenchArgs),
+    /// Apply pending PostgreSQL migrations (versioned, forward-only) and exit.
+    Migrate(migrate::MigrateArgs),
 }
 
 #[derive(Subcommand)]
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Keys { command } => keys::run(command).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Migrate(args) => migrate::run(args).await,
             Command::Verify(args) => verify::run(args).await,
             Command::Screen { command } => screen::run(command),
             Command::Ledger {

@@ -45,6 +45,10 @@ pub fn load_key(path: &Path) -> anyhow::Result<SigningKey> {
 
 /// Loads the Ed25519 key in `path` (PKCS#8 PEM), creating it on first start.
 /// Returns the key and whether it was created now.
+///
+/// Safe when several replicas share the data directory and start together: the file
+/// appears complete or not at all (`create_private`), and a process that loses the
+/// race loads the winner's key, so all of them sign with the same one.
 pub fn load_or_create_key(path: &Path) -> anyhow::Result<(SigningKey, bool)> {
     if path.exists() {
         return Ok((load_key(path)?, false));
@@ -53,8 +57,11 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<(SigningKey, bool)> {
     let pem = key
         .to_pkcs8_pem(Default::default())
         .map_err(|_| anyhow::anyhow!("encoding a new Ed25519 key failed"))?;
-    write_private(path, pem.as_bytes())?;
-    Ok((key, true))
+    if create_private(path, pem.as_bytes())? {
+        Ok((key, true))
+    } else {
+        Ok((load_key(path)?, false))
+    }
 }
 
 /// Refuses key and token files that others could read.
@@ -74,19 +81,56 @@ pub fn check_private(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes a new secret file with mode 0600; never overwrites.
+/// Writes a new secret file with mode 0600; never overwrites (an existing file is an
+/// error).
 pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(contents)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.sync_all()
-        .with_context(|| format!("syncing {}", path.display()))?;
-    Ok(())
+    if create_private(path, contents)? {
+        Ok(())
+    } else {
+        bail!("creating {}: the file already exists", path.display())
+    }
+}
+
+/// Creates a secret file (mode 0600) atomically: the contents go to a private temporary
+/// file beside it, which is then hard-linked into place. Linking never replaces a file,
+/// so of processes racing to create `path` exactly one succeeds, and nobody ever sees it
+/// half-written. Returns false when `path` already existed (left untouched).
+pub fn create_private(path: &Path, contents: &[u8]) -> anyhow::Result<bool> {
+    let tmp = {
+        use rand::RngCore;
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".tmp-{:016x}", OsRng.next_u64()));
+        PathBuf::from(name)
+    };
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(contents)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("syncing {}", tmp.display()))?;
+        anyhow::Ok(())
+    })();
+    let linked = written.and_then(|()| match fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("creating {}", path.display()))),
+    });
+    let _ = fs::remove_file(&tmp);
+    let created = linked?;
+    if created {
+        if let Some(dir) = path.parent() {
+            // Make the new name durable; best effort.
+            if let Ok(d) = fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+    }
+    Ok(created)
 }
 
 /// A fresh API token: 256 random bits, base64url, with a recognisable prefix so
@@ -149,6 +193,36 @@ mod tests {
             .expect_err("must refuse")
             .to_string();
         assert!(err.contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn racing_creators_all_end_up_with_one_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(SEAL_KEY_FILE);
+        let keys: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| load_or_create_key(&path).expect("create or load")))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        assert_eq!(keys.iter().filter(|(_, created)| *created).count(), 1);
+        assert!(keys
+            .iter()
+            .all(|(k, _)| k.to_bytes() == keys[0].0.to_bytes()));
+        let leftovers = fs::read_dir(dir.path()).expect("read_dir").count();
+        assert_eq!(leftovers, 1, "temporary files left behind");
+    }
+
+    #[test]
+    fn write_private_never_overwrites() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(ADMIN_TOKEN_FILE);
+        write_private(&path, b"one").expect("first write");
+        assert!(write_private(&path, b"two").is_err());
+        assert_eq!(fs::read(&path).expect("read"), b"one");
     }
 
     #[test]

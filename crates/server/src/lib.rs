@@ -5,6 +5,7 @@
 //! on port 0 and stop it when they are done (mini-redis's `server::run`).
 
 pub mod auth;
+pub mod breaker;
 pub mod error;
 pub mod extract;
 pub mod keystore;

@@ -239,10 +239,34 @@ async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
+/// Ready when the store answers. Shows the circuit breaker around a shared store
+/// (`closed`, `open`, `half_open`; null for SQLite) and whether this replica leads
+/// the log. An open breaker is not ready, without asking the store.
 async fn readyz(State(s): State<AppState>) -> ApiResult {
-    let tree_size = s.store.tree_size().await?;
-    Ok(Json(json!({"status": "ready", "tree_size": tree_size, "policy_active": s.active_policy().is_some()}))
-        .into_response())
+    let breaker = s.breaker_state();
+    let leader = s.is_leading();
+    let unavailable = |breaker: Option<crate::breaker::BreakerState>| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "breaker": breaker.map(|b| b.as_str()), "leader": leader})),
+        )
+            .into_response()
+    };
+    if breaker == Some(crate::breaker::BreakerState::Open) {
+        return Ok(unavailable(breaker));
+    }
+    match s.store.tree_size().await {
+        Ok(tree_size) => Ok(Json(json!({
+            "status": "ready",
+            "tree_size": tree_size,
+            "policy_active": s.active_policy().is_some(),
+            "breaker": s.breaker_state().map(|b| b.as_str()),
+            "leader": leader,
+        }))
+        .into_response()),
+        Err(sealgate_store::StoreError::Unavailable(_)) => Ok(unavailable(s.breaker_state())),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {

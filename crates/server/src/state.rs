@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use ed25519_dalek::VerifyingKey;
@@ -13,11 +15,14 @@ use sealgate_ledger::NoteSigner;
 use sealgate_policy::PreparedPolicy;
 use sealgate_screen::{ScreenConfig, Screener};
 use sealgate_store::{Appender, Store};
+use sealgate_store_postgres::{PostgresOptions, PostgresStore};
 use sealgate_store_sqlite::SqliteStore;
+use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 use tracing::info;
 
 use crate::auth::AuthCache;
+use crate::breaker::{BreakerState, BreakerStore, Circuit};
 use crate::keystore;
 use crate::metrics::Metrics;
 use crate::service;
@@ -59,7 +64,19 @@ pub struct Inner {
     pub prepared: RwLock<HashMap<String, Arc<PreparedPolicy>>>,
     /// Serialises activations so each names the right previous version.
     pub activation_lock: tokio::sync::Mutex<()>,
+    /// The circuit breaker around a shared store (PostgreSQL); None for SQLite.
+    pub circuit: Option<Arc<Circuit>>,
+    /// Whether this replica led the log (signed checkpoints) at the last tick.
+    pub leading: AtomicBool,
 }
+
+/// Consecutive `Unavailable` answers (each after the backend's own retries) that open
+/// the breaker around a shared store.
+const BREAKER_THRESHOLD: u32 = 5;
+/// How long an open breaker fails fast before letting one probe through.
+const BREAKER_COOLDOWN: Duration = Duration::from_secs(1);
+/// How often a replica looks for a policy activated by another replica.
+const POLICY_POLL: Duration = Duration::from_secs(1);
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
@@ -71,25 +88,55 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Opens the store named by `settings`, loads or creates keys, activates the
     /// shipped policy on first start and writes the bootstrap admin token.
+    ///
+    /// With a database URL the store is PostgreSQL, shared with other replicas:
+    /// pending migrations are applied (under an advisory lock), the first start's
+    /// bootstrap happens under another one so replicas starting together do it once,
+    /// the store sits behind a circuit breaker, and a task follows policy activations
+    /// made by other replicas. Replicas share the seal and log keys through the same
+    /// `data_dir` (see keystore).
     pub async fn open(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
         keystore::ensure_data_dir(&settings.data_dir)?;
-        let store: Arc<dyn Store> = match &settings.database_url {
-            Some(_) => anyhow::bail!(
-                "--database-url: the PostgreSQL backend is not wired into this build yet; run without it for the embedded store"
-            ),
-            None => {
-                let path = settings.data_dir.join("ledger.db");
-                let store = SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
-                info!(path = %path.display(), "embedded SQLite store opened");
-                Arc::new(store)
-            }
+        let Some(url) = settings.database_url.clone() else {
+            let path = settings.data_dir.join("ledger.db");
+            let store =
+                SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            info!(path = %path.display(), "embedded SQLite store opened");
+            return AppState::with_store(settings, Arc::new(store), clock).await;
         };
-        AppState::with_store(settings, store, clock).await
+        let pg = PostgresStore::connect(url.expose_secret(), PostgresOptions::default())
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "connecting to PostgreSQL: {}",
+                    crate::scrub::scrub(&e.to_string())
+                )
+            })?;
+        info!("PostgreSQL store connected, schema current");
+        let bootstrap = pg
+            .bootstrap_lock()
+            .await
+            .map_err(|e| anyhow::anyhow!("waiting for the bootstrap lock: {e}"))?;
+        let circuit = Arc::new(Circuit::new(BREAKER_THRESHOLD, BREAKER_COOLDOWN));
+        let store: Arc<dyn Store> = Arc::new(BreakerStore::new(Arc::new(pg), circuit.clone()));
+        let state = AppState::build(settings, store, Some(circuit), clock).await?;
+        drop(bootstrap);
+        tokio::spawn(service::policies::follow_active(state.clone(), POLICY_POLL));
+        Ok(state)
     }
 
     pub async fn with_store(
         settings: Settings,
         store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<AppState> {
+        AppState::build(settings, store, None, clock).await
+    }
+
+    async fn build(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        circuit: Option<Arc<Circuit>>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<AppState> {
         let seal_key_path = settings.data_dir.join(keystore::SEAL_KEY_FILE);
@@ -131,6 +178,8 @@ impl AppState {
             active_policy: RwLock::new(None),
             prepared: RwLock::new(HashMap::new()),
             activation_lock: tokio::sync::Mutex::new(()),
+            circuit,
+            leading: AtomicBool::new(false),
         }));
         service::policies::load_active(&state).await?;
         service::keys::bootstrap_admin(&state).await?;
@@ -145,6 +194,20 @@ impl AppState {
 
     pub fn active_policy(&self) -> Option<Arc<ActivePolicy>> {
         self.active_policy.read().ok().and_then(|p| p.clone())
+    }
+
+    /// The store's circuit breaker, when there is one.
+    pub fn breaker_state(&self) -> Option<BreakerState> {
+        self.circuit.as_ref().map(|c| c.state())
+    }
+
+    /// Whether this replica signs checkpoints now.
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::Relaxed);
     }
 }
 

@@ -10,6 +10,7 @@
 
 mod append;
 mod error;
+mod leader;
 mod migrate;
 mod retry;
 mod tree;
@@ -30,10 +31,12 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, NoTls, Row};
 use tracing::instrument;
 
+pub use leader::BootstrapLock;
 pub use migrate::{migrate, SCHEMA_VERSION};
 pub use retry::RetryPolicy;
 
 use crate::error::{map_pg, map_pool};
+use crate::leader::Leadership;
 use crate::tree::{FrontierCache, NodeQuery, READ_NODES};
 
 /// How to connect. `Default` suits a gateway replica.
@@ -76,6 +79,10 @@ pub struct PostgresStore {
     /// The Merkle frontier after this process's last committed batch; used only when
     /// the log head locked by an append is exactly its size (see `tree`).
     frontier: Arc<FrontierCache>,
+    /// The leader lock's own session (see `leader`).
+    leadership: Arc<Leadership>,
+    /// How to open sessions outside the pool (advisory locks).
+    config: Config,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -116,7 +123,7 @@ impl PostgresStore {
                 .await?;
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -133,9 +140,20 @@ impl PostgresStore {
             pool,
             retry: options.retry,
             frontier: Arc::new(FrontierCache::default()),
+            leadership: Arc::new(Leadership::new(config.clone())),
+            config,
         };
         store.check_schema().await?;
         Ok(store)
+    }
+
+    /// Waits until no other replica is bootstrapping this database and holds the
+    /// bootstrap lock until the guard is dropped: replicas starting together on a
+    /// fresh database create the first policy activation and admin key once.
+    pub async fn bootstrap_lock(&self) -> Result<BootstrapLock, StoreError> {
+        self.retry
+            .run("bootstrap_lock", |_| leader::bootstrap_lock(&self.config))
+            .await
     }
 
     async fn check_schema(&self) -> Result<(), StoreError> {
@@ -545,5 +563,10 @@ impl Store for PostgresStore {
             .await?
             .unwrap_or(0);
         index(n)
+    }
+
+    /// A session advisory lock on a connection of its own; see `leader`.
+    async fn try_lead(&self) -> Result<bool, StoreError> {
+        self.leadership.try_lead().await
     }
 }

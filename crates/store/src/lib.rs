@@ -95,6 +95,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Number of keys ever created (revoked ones included).
     async fn key_count(&self) -> Result<u64, StoreError>;
+
+    /// Whether this process leads the log now: the one replica that signs checkpoints
+    /// and runs other once-per-log work. Called on every tick of that work, so a
+    /// backend shared by replicas must notice a lost leadership here and let another
+    /// replica take over when the leader dies. A store used by one process always leads
+    /// (the default).
+    async fn try_lead(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
 }
 
 /// SHA-256 of an API token: tokens are random 256-bit strings, so a fast hash is

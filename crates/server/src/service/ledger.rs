@@ -208,12 +208,26 @@ fn sign_checkpoint(
         .map_err(|e| ApiError::Internal(format!("signing checkpoint: {e}")))
 }
 
-/// Writes a checkpoint at most every `interval` while entries arrive. Runs until the process ends.
+/// Writes a checkpoint at most every `interval` while entries arrive, while this
+/// replica leads the log (`Store::try_lead`). Runs until the process ends.
 pub async fn run_checkpointer(state: AppState) {
     let mut tick = tokio::time::interval(state.settings.checkpoint_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // With replicas sharing the store only the leader signs; the others keep
+        // asking, so one of them takes over within a tick when the leader dies.
+        let leading = match state.store.try_lead().await {
+            Ok(leading) => leading,
+            Err(e) => {
+                tracing::debug!(error = %crate::scrub::scrub(&e.to_string()), "leadership check failed");
+                false
+            }
+        };
+        state.set_leading(leading);
+        if !leading {
+            continue;
+        }
         match write_checkpoint(&state).await {
             Ok(Some(size)) => tracing::debug!(size, "checkpoint signed"),
             Ok(None) => {}

@@ -244,3 +244,40 @@ pub async fn load_active(state: &AppState) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Loads the policy named by the latest activation if it is not the one in force here:
+/// with replicas sharing one store, another replica may have activated it. Returns the
+/// version switched to, if any.
+pub async fn sync_active(state: &AppState) -> Result<Option<String>, ApiError> {
+    // Under the activation lock, so a local activation's append and switch are not
+    // overtaken by a read from before it.
+    let _one_at_a_time = state.activation_lock.lock().await;
+    let Some(version) = state.store.active_policy().await? else {
+        return Ok(None);
+    };
+    if state.active_policy().is_some_and(|p| p.version == version) {
+        return Ok(None);
+    }
+    let bundle = load_bundle(state, &version).await?;
+    let prepared = prepare(state, &version, &bundle)?;
+    set_active(state, &version, prepared);
+    Ok(Some(version))
+}
+
+/// Follows activations made by other replicas: checks every `every`. Runs until the
+/// process ends; a failed check is logged and retried on the next tick (decisions
+/// meanwhile use the policy in force here, as recorded in each entry).
+pub async fn follow_active(state: AppState, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match sync_active(&state).await {
+            Ok(Some(version)) => info!(version, "policy activated by another replica loaded"),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(error = %crate::scrub::scrub(&e.to_string()), "policy follow check failed")
+            }
+        }
+    }
+}
