@@ -44,6 +44,7 @@ struct Writer {
 impl SqliteStore {
     /// Opens (creating if needed) the ledger database at `path` and applies migrations.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        create_private(path)?;
         let mut conn = open_connection(path)?;
         migrate::apply(&mut conn)?;
         let next_index: i64 = conn
@@ -118,6 +119,28 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Backend(format!("writer task failed: {e}")))?
     }
+}
+
+/// Creates the database file owner-only (SQLite gives its -wal and -shm files the same mode).
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", path.display())))
 }
 
 pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
