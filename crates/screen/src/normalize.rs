@@ -299,13 +299,54 @@ fn run_str<'t>(text: &'t str, m: &regex::bytes::Match<'_>) -> &'t str {
     &text[start..end]
 }
 
+/// Which of the run patterns can match `text` at all: necessary conditions
+/// found in one pass, so that a pattern whose condition fails is not run.
+struct RunGates {
+    /// At least three `%` (the percent pattern needs three `%XX`).
+    percent: bool,
+    /// A run of 16 or more base64 / base64url characters.
+    base64: bool,
+    /// A stretch of hex digits, spaces, `\` and `x` holding 24 or more hex
+    /// digits (the hex pattern needs twelve digit pairs and nothing else).
+    hex: bool,
+}
+
+fn run_gates(text: &[u8]) -> RunGates {
+    let mut percents = 0usize;
+    let mut b64_run = 0usize;
+    let mut hex_digits = 0usize;
+    let mut gates = RunGates {
+        percent: false,
+        base64: false,
+        hex: false,
+    };
+    for &b in text {
+        percents += usize::from(b == b'%');
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-') {
+            b64_run += 1;
+            gates.base64 |= b64_run >= 16;
+        } else {
+            b64_run = 0;
+        }
+        if b.is_ascii_hexdigit() {
+            hex_digits += 1;
+            gates.hex |= hex_digits >= 24;
+        } else if !matches!(b, b' ' | b'\\' | b'x') {
+            hex_digits = 0;
+        }
+    }
+    gates.percent = percents >= 3;
+    gates
+}
+
 /// Finds base64, hex and percent-encoded runs in `text` and returns the ones
 /// that decode to readable text. Bounded by `limits`.
 pub(crate) fn decoded_runs(text: &str, limits: Limits) -> Vec<String> {
     let text = strip_for_decoding(text);
+    let gates = run_gates(text.as_bytes());
     let runs = encoded_runs();
     let mut out = Vec::new();
-    if text.contains('%') {
+    if gates.percent {
         for m in runs.percent.find_iter(text.as_bytes()) {
             if out.len() >= limits.max_runs {
                 return out;
@@ -315,7 +356,8 @@ pub(crate) fn decoded_runs(text: &str, limits: Limits) -> Vec<String> {
             }
         }
     }
-    for m in runs.base64.find_iter(text.as_bytes()) {
+    let base64 = gates.base64.then(|| runs.base64.find_iter(text.as_bytes()));
+    for m in base64.into_iter().flatten() {
         if out.len() >= limits.max_runs {
             return out;
         }
@@ -323,7 +365,8 @@ pub(crate) fn decoded_runs(text: &str, limits: Limits) -> Vec<String> {
             out.push(s);
         }
     }
-    for m in runs.hex.find_iter(text.as_bytes()) {
+    let hex = gates.hex.then(|| runs.hex.find_iter(text.as_bytes()));
+    for m in hex.into_iter().flatten() {
         if out.len() >= limits.max_runs {
             return out;
         }
