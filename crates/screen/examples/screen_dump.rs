@@ -91,9 +91,8 @@ fn mutate(rng: &mut Lcg, a: &str, b: &str) -> String {
         ),
         _ => format!(
             "{b}\n{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
-                base64::engine::general_purpose::STANDARD.encode(a)
-            )
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(base64::engine::general_purpose::STANDARD.encode(a))
         ),
     }
 }

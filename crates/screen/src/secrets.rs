@@ -15,8 +15,8 @@
 
 use std::net::Ipv6Addr;
 
-use base64::Engine as _;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use base64::Engine as _;
 use regex_automata::{meta, util::syntax, Input};
 use serde::{Deserialize, Serialize};
 
@@ -197,8 +197,17 @@ enum Gate {
 
 const QUOTES: &[&str] = &["\"", "'", "`"];
 const CREDENTIAL_WORDS: &[&str] = &[
-    "pass", "pwd", "secret", "api_key", "apikey", "access_key", "accesskey", "private_key",
-    "privatekey", "token", "credential",
+    "pass",
+    "pwd",
+    "secret",
+    "api_key",
+    "apikey",
+    "access_key",
+    "accesskey",
+    "private_key",
+    "privatekey",
+    "token",
+    "credential",
 ];
 const BARE_CREDENTIAL_WORDS: &[&str] = &["pass", "pwd", "secret", "api_key", "apikey", "token"];
 
@@ -1070,7 +1079,9 @@ impl SecretScanner {
         let mut last_end = [0usize; 32];
         let mut prev = 0u32;
         for i in 0..=bytes.len() {
-            let mask = bytes.get(i).map_or(0, |b| self.run_classes[usize::from(*b)]);
+            let mask = bytes
+                .get(i)
+                .map_or(0, |b| self.run_classes[usize::from(*b)]);
             let changed = mask ^ prev;
             if changed != 0 {
                 let mut started = changed & mask;
@@ -1215,6 +1226,62 @@ mod tests {
 
     fn has(text: &str, kind: SecretKind) -> bool {
         kinds(text).contains(&kind)
+    }
+
+    /// Every detector over the whole text, without gates.
+    fn reference_scan(text: &str) -> Vec<SecretMatch> {
+        static RES: std::sync::OnceLock<Vec<regex::bytes::Regex>> = std::sync::OnceLock::new();
+        let res = RES.get_or_init(|| {
+            SPECS
+                .iter()
+                .map(|s| {
+                    regex::bytes::RegexBuilder::new(s.pattern)
+                        .unicode(false)
+                        .build()
+                        .unwrap()
+                })
+                .collect()
+        });
+        let mut found = Vec::new();
+        for (spec, re) in SPECS.iter().zip(res) {
+            for caps in re.captures_iter(text.as_bytes()) {
+                let Some(m) = caps.get(spec.group) else {
+                    continue;
+                };
+                if !text.is_char_boundary(m.start()) || !text.is_char_boundary(m.end()) {
+                    continue;
+                }
+                if (spec.validate)(text, m.start(), m.end()) {
+                    found.push(SecretMatch {
+                        kind: spec.kind,
+                        start: m.start(),
+                        end: m.end(),
+                    });
+                }
+            }
+        }
+        resolve_overlaps(found)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn gated_scan_equals_reference_scan(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "AKIAZ7QWERTYUIOP1234", "ASIA", " ", "-", ".", ":", "::", "@", "example.com",
+                "4111", "1111", "078", "05", "1123", "192.168.1.1", "2001:db8", "GB82", "WEST",
+                "1234", "5698", "7654", "32", "(415)", "555-0132", "+44", "password", "=", "\"",
+                "'", "s3cr3t-Pa55", "token", "Zx8Qm2LpT4vR9sKw7YbN3cJh6Fd", "eyJhbGciOiJIUzI1NiJ9",
+                "eyJzdWIiOiIxIn0", "ghp_", "sk-", "xoxb-", "://", "user:pw", "curl", "-u", "/",
+                "é", "\n", "aws_secret_access_key", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq8Rv3TkLp",
+                "0", "9", "a", "Z", "_", "+", "%", "==",
+            ]), 0..30),
+        ) {
+            static S: std::sync::OnceLock<SecretScanner> = std::sync::OnceLock::new();
+            let text = parts.concat();
+            let scanner = S.get_or_init(|| SecretScanner::new(&SecretKind::ALL).unwrap());
+            proptest::prop_assert_eq!(scanner.scan(&text), reference_scan(&text));
+        }
     }
 
     #[test]
