@@ -22,8 +22,15 @@ use crate::client::{admin_token, authority, Connection};
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
-    #[arg(long, env = "SEALGATE_SERVER", default_value = "http://127.0.0.1:8080")]
-    server: String,
+    /// Server(s) to load; repeat the flag (or separate with commas) to spread the
+    /// connections round-robin over replicas sharing one database.
+    #[arg(
+        long = "server",
+        env = "SEALGATE_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        value_delimiter = ','
+    )]
+    servers: Vec<String>,
     /// Concurrent connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -87,7 +94,14 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             bail!("--rate must be positive");
         }
     }
-    let authority = authority(&args.server)?;
+    let authorities = args
+        .servers
+        .iter()
+        .map(|s| authority(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let Some(authority) = authorities.first().cloned() else {
+        bail!("--server: at least one is needed");
+    };
     let token = match args.agent_token {
         Some(t) => t,
         None => {
@@ -121,7 +135,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let conns = args.connections as f64;
     let mut workers = Vec::with_capacity(args.connections);
     for w in 0..args.connections {
-        let (authority, token) = (authority.clone(), token.clone());
+        let (authority, token) = (authorities[w % authorities.len()].clone(), token.clone());
         workers.push(tokio::spawn(async move {
             let mut conn = Connection::open(&authority).await?;
             let mut rng = SmallRng::seed_from_u64(w as u64);
@@ -198,6 +212,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         total.latencies_us[i] as f64 / 1000.0
     };
     let report = json!({
+        "servers": authorities.len(),
         "connections": args.connections,
         "duration_s": args.duration,
         "mode": if args.rate.is_some() { "open_loop" } else { "closed_loop" },
