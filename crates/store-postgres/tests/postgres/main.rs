@@ -10,6 +10,7 @@ mod ambiguous_commit;
 mod claims;
 mod errors;
 mod immutability;
+mod leader;
 mod migrations;
 mod replicas;
 mod service_role;
