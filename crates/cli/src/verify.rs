@@ -48,6 +48,9 @@ pub(crate) struct VerifyArgs {
     /// Check only N random entries, each with an inclusion proof against the latest checkpoint.
     #[arg(long)]
     sample: Option<u64>,
+    /// Also parse every entry fully and check it is in RFC 8785 canonical form (slower).
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Args)]
@@ -213,7 +216,7 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let verifier = trusted_key(&args, &source, dir.as_deref())?;
     let outcome = match args.sample {
         Some(n) => sample(&source, &verifier, n).await?,
-        None => full(&source, &verifier, args.checkpoint.as_deref()).await?,
+        None => full(&source, &verifier, args.checkpoint.as_deref(), args.strict).await?,
     };
     match outcome {
         Ok(summary) => {
@@ -304,6 +307,7 @@ async fn full(
     source: &Source,
     verifier: &NoteVerifier,
     trusted: Option<&Path>,
+    strict: bool,
 ) -> anyhow::Result<Result<Value, Tamper>> {
     let mut checkpoints = match open_checkpoints(&source.checkpoints().await?, verifier) {
         Ok(c) => c,
@@ -396,10 +400,17 @@ async fn full(
                 chunk.len()
             ))));
         }
+        // Level by level, so the backend reads consecutive runs; the lowest break is reported.
+        completed.sort_by_key(|(id, _)| (id.level, id.index));
         let ids: Vec<NodeId> = completed.iter().map(|(id, _)| *id).collect();
         if let Some(stored) = source.nodes(&ids).await? {
-            for ((id, rebuilt), stored) in completed.iter().zip(stored) {
-                if stored != Some(*rebuilt) {
+            let lowest = completed
+                .iter()
+                .zip(stored)
+                .filter(|((_, rebuilt), stored)| *stored != Some(*rebuilt))
+                .min_by_key(|((id, _), _)| id.leaves().map_or(u64::MAX, |l| l.start));
+            if let Some(((id, _), _)) = lowest {
+                {
                     let leaves = id.leaves().unwrap_or(0..0);
                     return Ok(Err(Tamper(format!(
                         "entries {}..{} do not match stored tree node {id}: an entry in that range was reordered or replaced (first bad index {} or later)",
@@ -414,7 +425,7 @@ async fn full(
         }
         // Semantics last, so a structural break is reported at its own index first.
         for e in &chunk {
-            if let Err(t) = refs.check(e.index, &e.canonical) {
+            if let Err(t) = refs.check(e.index, &e.canonical, strict) {
                 return Ok(Err(t));
             }
         }
@@ -441,7 +452,7 @@ struct CrossRefs {
 }
 
 impl CrossRefs {
-    fn check(&mut self, index: u64, bytes: &[u8]) -> Result<(), Tamper> {
+    fn check_strict(&mut self, index: u64, bytes: &[u8]) -> Result<(), Tamper> {
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| Tamper(format!("entry {index}: not JSON ({e})")))?;
         if canonical::value_to_vec(&value).ok().as_deref() != Some(bytes) {
@@ -496,6 +507,88 @@ impl CrossRefs {
                 }
             }
             Entry::PolicyActivated(_) | Entry::KeyRotated(_) => {}
+        }
+        Ok(())
+    }
+
+    fn check(&mut self, index: u64, bytes: &[u8], strict: bool) -> Result<(), Tamper> {
+        if strict {
+            self.check_strict(index, bytes)
+        } else {
+            self.check_refs(index, bytes)
+        }
+    }
+
+    /// The cross-references only, reading just the fields they need (no full parse).
+    fn check_refs(&mut self, index: u64, bytes: &[u8]) -> Result<(), Tamper> {
+        use std::borrow::Cow;
+        #[derive(serde::Deserialize)]
+        struct Grant<'a> {
+            #[serde(borrow)]
+            seal_id: Cow<'a, str>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Refs<'a> {
+            #[serde(borrow)]
+            kind: Cow<'a, str>,
+            #[serde(borrow)]
+            status: Option<Cow<'a, str>>,
+            approved: Option<bool>,
+            #[serde(borrow)]
+            seal: Option<Grant<'a>>,
+            #[serde(borrow)]
+            seal_id: Option<Cow<'a, str>>,
+            decision_index: Option<u64>,
+        }
+        let r: Refs<'_> = serde_json::from_slice(bytes)
+            .map_err(|e| Tamper(format!("entry {index}: not a sealgate entry ({e})")))?;
+        let bad = |what: &str| Tamper(format!("entry {index}: {} entry without {what}", r.kind));
+        match r.kind.as_ref() {
+            "decision" => {
+                let status = r.status.as_deref().ok_or_else(|| bad("status"))?;
+                if let Some(seal) = &r.seal {
+                    if status != "approved" {
+                        return Err(Tamper(format!(
+                            "entry {index}: grants seal {} but its status is {status}",
+                            seal.seal_id
+                        )));
+                    }
+                    self.grant(index, index, seal.seal_id.to_string())?;
+                }
+            }
+            "approval_resolved" => {
+                if let Some(seal) = &r.seal {
+                    if r.approved != Some(true) {
+                        return Err(Tamper(format!(
+                            "entry {index}: grants seal {} for a refused approval",
+                            seal.seal_id
+                        )));
+                    }
+                    let decision = r.decision_index.ok_or_else(|| bad("decision_index"))?;
+                    self.grant(index, decision, seal.seal_id.to_string())?;
+                }
+            }
+            "seal_redeemed" => {
+                let seal_id = r.seal_id.as_deref().ok_or_else(|| bad("seal_id"))?;
+                let decision_index = r.decision_index.ok_or_else(|| bad("decision_index"))?;
+                let Some((_, decision)) = self.granted.get(seal_id) else {
+                    return Err(Tamper(format!(
+                        "entry {index}: redeems seal {seal_id} that no earlier entry granted"
+                    )));
+                };
+                if *decision != decision_index {
+                    return Err(Tamper(format!(
+                        "entry {index}: redeems seal {seal_id} naming decision {decision_index} but it was granted by {decision}"
+                    )));
+                }
+                if let Some(first) = self.redeemed.insert(seal_id.to_owned(), index) {
+                    return Err(Tamper(format!(
+                        "entry {index}: redeems seal {seal_id} a second time (first at {first})"
+                    )));
+                }
+            }
+            "policy_activated" | "key_rotated" => {}
+            other => return Err(Tamper(format!("entry {index}: unknown kind {other:?}"))),
         }
         Ok(())
     }

@@ -185,24 +185,46 @@ fn load_frontier(conn: &Connection, size: u64) -> Result<Frontier, StoreError> {
 }
 
 fn read_nodes(conn: &Connection, ids: &[NodeId]) -> rusqlite::Result<Vec<Option<[u8; 32]>>> {
-    let mut leaf = conn.prepare_cached("SELECT leaf_hash FROM entries WHERE idx = ?1")?;
-    let mut inner =
-        conn.prepare_cached("SELECT hash FROM tree_nodes WHERE level = ?1 AND idx = ?2")?;
-    ids.iter()
-        .map(|id| {
-            let Ok(idx) = i64::try_from(id.index) else {
-                return Ok(None);
+    let mut leaves =
+        conn.prepare_cached("SELECT idx, leaf_hash FROM entries WHERE idx BETWEEN ?1 AND ?2")?;
+    let mut inner = conn.prepare_cached(
+        "SELECT idx, hash FROM tree_nodes WHERE level = ?1 AND idx BETWEEN ?2 AND ?3",
+    )?;
+    let mut out = vec![None; ids.len()];
+    // One range query per run of consecutive nodes on one level (proofs are short;
+    // verification asks for long runs).
+    let mut start = 0;
+    while start < ids.len() {
+        let mut end = start + 1;
+        while end < ids.len()
+            && ids[end].level == ids[start].level
+            && ids[end].index == ids[end - 1].index.wrapping_add(1)
+        {
+            end += 1;
+        }
+        let (level, first) = (ids[start].level, ids[start].index);
+        let last = ids[end - 1].index;
+        if let (Ok(lo), Ok(hi)) = (i64::try_from(first), i64::try_from(last)) {
+            let mut fill = |idx: i64, bytes: Vec<u8>| -> rusqlite::Result<()> {
+                let at = start + (idx - lo) as usize;
+                out[at] = Some(hash32(bytes)?);
+                Ok(())
             };
-            let bytes: Option<Vec<u8>> = if id.level == 0 {
-                leaf.query_row([idx], |r| r.get(0)).optional()?
+            if level == 0 {
+                let mut rows = leaves.query(params![lo, hi])?;
+                while let Some(r) = rows.next()? {
+                    fill(r.get(0)?, r.get(1)?)?;
+                }
             } else {
-                inner
-                    .query_row(params![id.level, idx], |r| r.get(0))
-                    .optional()?
-            };
-            bytes.map(hash32).transpose()
-        })
-        .collect()
+                let mut rows = inner.query(params![level, lo, hi])?;
+                while let Some(r) = rows.next()? {
+                    fill(r.get(0)?, r.get(1)?)?;
+                }
+            }
+        }
+        start = end;
+    }
+    Ok(out)
 }
 
 fn hash32(bytes: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
