@@ -22,8 +22,10 @@ pub(crate) fn run(cmd: ScreenCommand) -> anyhow::Result<ExitCode> {
     let screener = Screener::new(ScreenConfig::default()).context("compiling the screeners")?;
     let report = match cmd {
         ScreenCommand::Eval { file } => {
-            let f = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
-            eval::injection_report(BufReader::new(f), &screener).with_context(|| format!("reading {}", file.display()))?
+            let f = std::fs::File::open(&file)
+                .with_context(|| format!("opening {}", file.display()))?;
+            eval::injection_report(BufReader::new(f), &screener)
+                .with_context(|| format!("reading {}", file.display()))?
         }
         ScreenCommand::SecretsEval { dir } => {
             if !dir.is_dir() {
