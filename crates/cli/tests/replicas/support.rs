@@ -673,7 +673,7 @@ pub fn spawn_load(
     let mut workers = Vec::new();
     for (w, (replica, base)) in replicas
         .iter()
-        .flat_map(|r| std::iter::repeat(r.clone()).take(per_replica))
+        .flat_map(|r| std::iter::repeat_n(r.clone(), per_replica))
         .enumerate()
     {
         let (http, token, stop) = (http.clone(), token.to_owned(), stop.clone());
