@@ -30,14 +30,20 @@ async fn main() -> anyhow::Result<()> {
     let t0 = std::time::Instant::now();
     let mut i = start;
     while i < start + n {
-        let batch: Vec<NewEntry> = (i..(i + 1000).min(start + n)).map(entry).collect::<Result<_, _>>()?;
+        let batch: Vec<NewEntry> = (i..(i + 1000).min(start + n))
+            .map(entry)
+            .collect::<Result<_, _>>()?;
         i += batch.len() as u64;
         store.append(batch).await?;
         if i % 100_000 == 0 || i == start + n {
             checkpoint(&store, &signer, i).await?;
         }
     }
-    eprintln!("appended {n} entries in {:.1}s; key {}", t0.elapsed().as_secs_f64(), signer.verifier());
+    eprintln!(
+        "appended {n} entries in {:.1}s; key {}",
+        t0.elapsed().as_secs_f64(),
+        signer.verifier()
+    );
     Ok(())
 }
 
@@ -60,28 +66,59 @@ fn entry(i: u64) -> anyhow::Result<NewEntry> {
         manifest,
         screening: json!({"prompt_injection": {"flagged": false, "score": 0.0, "families": [], "fields": []}, "secrets": []}),
         policy_version: Some("ab".repeat(32)),
-        status: if approved { Status::Approved } else { Status::Denied },
-        reasons: if approved { vec![] } else { vec!["Payment amount exceeds $50.00 limit".into()] },
-        seal: approved.then(|| SealGrant { seal_id: format!("seal-{i:012}"), expires_at: "2026-11-23T12:05:00.000000Z".into() }),
-        latency_us: Latency { screen: 5, policy: 20, total: 80 },
+        status: if approved {
+            Status::Approved
+        } else {
+            Status::Denied
+        },
+        reasons: if approved {
+            vec![]
+        } else {
+            vec!["Payment amount exceeds $50.00 limit".into()]
+        },
+        seal: approved.then(|| SealGrant {
+            seal_id: format!("seal-{i:012}"),
+            expires_at: "2026-11-23T12:05:00.000000Z".into(),
+        }),
+        latency_us: Latency {
+            screen: 5,
+            policy: 20,
+            total: 80,
+        },
         submitted_by: "key_bench".into(),
+        redacted: vec![],
     });
     Ok(NewEntry::new(e)?)
 }
 
 fn hex_hash(m: &Manifest) -> anyhow::Result<String> {
-    Ok(m.canonical_hash()?.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(m.canonical_hash()?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 async fn checkpoint(store: &SqliteStore, signer: &NoteSigner, size: u64) -> anyhow::Result<()> {
     let plan = root_plan(size);
     let hashes = store.nodes(plan.nodes()).await?;
-    let found: std::collections::HashMap<_, _> =
-        plan.nodes().iter().zip(hashes).filter_map(|(id, h)| h.map(|h| (*id, h))).collect();
-    let root = plan.assemble(|id| found.get(&id).copied()).map_err(|e| anyhow::anyhow!("{e}"))?[0];
-    let note = Checkpoint::new(ORIGIN, size, root).sign(signer).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let found: std::collections::HashMap<_, _> = plan
+        .nodes()
+        .iter()
+        .zip(hashes)
+        .filter_map(|(id, h)| h.map(|h| (*id, h)))
+        .collect();
+    let root = plan
+        .assemble(|id| found.get(&id).copied())
+        .map_err(|e| anyhow::anyhow!("{e}"))?[0];
+    let note = Checkpoint::new(ORIGIN, size, root)
+        .sign(signer)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     store
-        .put_checkpoint(&NewCheckpoint { tree_size: size, note, created_at: "2026-11-23T12:00:00.000000Z".into() })
+        .put_checkpoint(&NewCheckpoint {
+            tree_size: size,
+            note,
+            created_at: "2026-11-23T12:00:00.000000Z".into(),
+        })
         .await?;
     Ok(())
 }

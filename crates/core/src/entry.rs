@@ -100,6 +100,10 @@ pub struct DecisionEntry {
     pub latency_us: Latency,
     /// Id of the API key that submitted the manifest.
     pub submitted_by: String,
+    /// JSON pointers (into the manifest) whose values were redacted before recording.
+    /// Their original values are bound only by `manifest_hash`, not recoverable here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +177,7 @@ mod tests {
                 total: 20,
             },
             submitted_by: "key1".into(),
+            redacted: vec![],
         })
     }
 

@@ -18,6 +18,8 @@ use secrecy::{ExposeSecret, SecretString};
 pub const SEAL_KEY_FILE: &str = "seal-key.pem";
 pub const LOG_KEY_FILE: &str = "log-key.pem";
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+/// The HMAC key of redaction markers (an Ed25519 seed file, used as 32 secret bytes).
+pub const REDACTION_KEY_FILE: &str = "redaction-key.pem";
 
 /// Creates the data directory (mode 0700) if missing.
 pub fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {

@@ -26,6 +26,22 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// How often a checkpoint is signed while entries arrive.
     pub checkpoint_interval: Duration,
+    /// Field-level redaction before entries are written (config file only).
+    pub redaction: Option<Redaction>,
+}
+
+/// Values replaced by `[REDACTED:<type>:<keyed hash>]` before an entry is hashed, so the
+/// ledger never holds them. Trade-off: the original value can no longer be proven
+/// from the ledger (the seal's manifest_hash still binds the original manifest).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redaction {
+    /// JSON pointers into the manifest, e.g. "/parameters/card_number".
+    #[serde(default)]
+    pub pointers: Vec<String>,
+    /// Detector types, e.g. "credit_card", "email", "aws_access_key".
+    #[serde(default)]
+    pub types: Vec<String>,
 }
 
 impl Default for Settings {
@@ -40,6 +56,7 @@ impl Default for Settings {
             max_batch: 512,
             request_timeout: Duration::from_secs(10),
             checkpoint_interval: Duration::from_secs(1),
+            redaction: None,
         }
     }
 }
@@ -69,6 +86,7 @@ struct FileSettings {
     max_batch: Option<usize>,
     request_timeout_secs: Option<u64>,
     checkpoint_interval_ms: Option<u64>,
+    redaction: Option<Redaction>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +124,7 @@ impl Settings {
                 max_batch: f.max_batch,
                 checkpoint_interval_ms: f.checkpoint_interval_ms,
             });
+            s.redaction = f.redaction;
             if let Some(t) = f.request_timeout_secs {
                 s.request_timeout = Duration::from_secs(t);
             }
@@ -163,6 +182,24 @@ impl Settings {
                 name: "checkpoint_interval_ms",
                 message: "must be at least 10".into(),
             });
+        }
+        if let Some(r) = &self.redaction {
+            if let Some(bad) = r
+                .types
+                .iter()
+                .find(|t| sealgate_screen::SecretKind::from_name(t).is_none())
+            {
+                return Err(SettingsError::Invalid {
+                    name: "redaction.types",
+                    message: format!("unknown detector type {bad:?}"),
+                });
+            }
+            if let Some(bad) = r.pointers.iter().find(|p| !p.starts_with('/')) {
+                return Err(SettingsError::Invalid {
+                    name: "redaction.pointers",
+                    message: format!("{bad:?} is not a JSON pointer"),
+                });
+            }
         }
         if !(1..=10_000).contains(&self.max_batch) {
             return Err(SettingsError::Invalid {

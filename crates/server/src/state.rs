@@ -13,7 +13,7 @@ use sealgate_core::seal::{jwk, Ed25519SealSigner};
 use sealgate_core::timefmt::Clock;
 use sealgate_ledger::NoteSigner;
 use sealgate_policy::PreparedPolicy;
-use sealgate_screen::{ScreenConfig, Screener};
+use sealgate_screen::{Redactor, RedactorConfig, ScreenConfig, Screener, SecretKind};
 use sealgate_store::{Appender, Store};
 use sealgate_store_postgres::{PostgresOptions, PostgresStore};
 use sealgate_store_sqlite::SqliteStore;
@@ -51,6 +51,8 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     pub appender: Appender,
     pub screener: Screener,
+    /// Field-level redaction of recorded manifests, when configured.
+    pub redactor: Option<Redactor>,
     pub seal_signer: Ed25519SealSigner,
     /// Signs checkpoints as a C2SP note named after the log's origin.
     pub log_signer: NoteSigner,
@@ -162,12 +164,31 @@ impl AppState {
         };
         let appender = Appender::spawn(store.clone(), settings.max_batch, Some(observer));
         let screener = Screener::new(ScreenConfig::default()).context("compiling the screeners")?;
+        let redactor = match &settings.redaction {
+            None => None,
+            Some(r) => {
+                let key_path = settings.data_dir.join(keystore::REDACTION_KEY_FILE);
+                let (key, _) = keystore::load_or_create_key(&key_path)?;
+                let kinds = r
+                    .types
+                    .iter()
+                    .filter_map(|t| SecretKind::from_name(t))
+                    .collect();
+                let config = RedactorConfig {
+                    pointers: r.pointers.clone(),
+                    kinds,
+                    key: key.to_bytes().to_vec(),
+                };
+                Some(Redactor::new(config).context("redaction settings")?)
+            }
+        };
 
         let state = AppState(Arc::new(Inner {
             settings,
             store,
             appender,
             screener,
+            redactor,
             seal_signer,
             log_signer,
             seal_keys,

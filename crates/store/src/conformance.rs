@@ -71,6 +71,7 @@ pub fn decision(
         }),
         latency_us: Latency::default(),
         submitted_by: "key-agent".into(),
+        redacted: vec![],
     });
     NewEntry::new(entry).expect("canonical")
 }

@@ -13,6 +13,7 @@ mod durability;
 mod immutability;
 mod keys;
 mod policies;
+mod redaction;
 mod relay;
 mod seals;
 mod startup;

@@ -113,6 +113,12 @@ pub async fn decide(
     });
     let decision_id = new_id();
     let manifest_id = manifest.manifest_id.clone().unwrap_or_else(new_id);
+    // Redaction changes only what is recorded: the policy saw the original values and
+    // the seal binds the original manifest's hash.
+    let (manifest, redacted) = match &state.redactor {
+        None => (manifest, Vec::new()),
+        Some(redactor) => redact(redactor, manifest)?,
+    };
     let entry = DecisionEntry {
         server_time,
         decision_id: decision_id.clone(),
@@ -130,6 +136,7 @@ pub async fn decide(
             total: started.elapsed().as_micros() as u64,
         },
         submitted_by: caller.id.clone(),
+        redacted,
     };
     let claims_base = grant
         .as_ref()
@@ -210,4 +217,22 @@ fn claims_without_index(
         provider: e.manifest.provider.clone(),
         method: e.manifest.method.clone(),
     }
+}
+
+fn redact(
+    redactor: &sealgate_screen::Redactor,
+    manifest: Manifest,
+) -> Result<(Manifest, Vec<String>), ApiError> {
+    let mut value = manifest.to_value();
+    let done = redactor.redact(&mut value);
+    if done.is_empty() {
+        return Ok((manifest, Vec::new()));
+    }
+    let pointers = done.into_iter().map(|r| r.pointer).collect();
+    let manifest = serde_json::from_value(value).map_err(|e| {
+        ApiError::Internal(format!(
+            "redaction produced an invalid manifest (check redaction.pointers): {e}"
+        ))
+    })?;
+    Ok((manifest, pointers))
 }
