@@ -36,6 +36,10 @@ pub(crate) struct VerifyArgs {
     /// A file written by `sealgate ledger export`, instead of a data directory.
     #[arg(long, conflicts_with = "data_dir")]
     export: Option<PathBuf>,
+    /// A running server (http://host:port), read through its tlog-tiles view with an
+    /// auditor token from SEALGATE_TOKEN; checks the entries against its latest checkpoint.
+    #[arg(long, conflicts_with_all = ["data_dir", "export"])]
+    server: Option<String>,
     /// The log's verifier key, C2SP form `name+keyid+base64` (GET /v1/ledger/key).
     #[arg(long)]
     key: Option<String>,
@@ -206,9 +210,10 @@ fn read_export(path: &Path) -> anyhow::Result<Source> {
 }
 
 pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let (source, dir) = match &args.export {
-        Some(path) => (read_export(path)?, None),
-        None => {
+    let (source, dir) = match (&args.export, &args.server) {
+        (Some(path), _) => (read_export(path)?, None),
+        (None, Some(server)) => (read_server(server).await?, None),
+        (None, None) => {
             let dir = data_dir(args.data_dir.clone());
             (Source::Store(open_store(&dir)?), Some(dir))
         }
@@ -232,6 +237,73 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// Reads the whole log from a server's tlog-tiles view: the latest checkpoint, then every
+/// entry bundle up to its size. Leaf hashes are computed here, never taken from the server.
+async fn read_server(server: &str) -> anyhow::Result<Source> {
+    use hyper::Method;
+    let token = std::env::var("SEALGATE_TOKEN")
+        .context("--server needs an auditor token in SEALGATE_TOKEN")?;
+    let mut conn = crate::client::Connection::open(&crate::client::authority(server)?).await?;
+    let (status, body) = conn
+        .send(
+            Method::GET,
+            "/v1/ledger/tlog/checkpoint",
+            Some(&token),
+            None,
+        )
+        .await?;
+    if status != 200 {
+        bail!(
+            "GET checkpoint: server answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let note = String::from_utf8(body.to_vec()).context("checkpoint is not UTF-8")?;
+    let size: u64 = note
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .context("checkpoint without a tree size")?;
+    let mut entries = Vec::with_capacity(size as usize);
+    let mut index = 0;
+    while index < size {
+        let width = (size - index).min(256) as u16;
+        let tile = sealgate_ledger::Tile::entries(index / 256, width)?;
+        let (status, body) = conn
+            .send(
+                Method::GET,
+                &format!("/v1/ledger/tlog/{}", tile.path()),
+                Some(&token),
+                None,
+            )
+            .await?;
+        if status != 200 {
+            bail!("GET {}: server answered {status}", tile.path());
+        }
+        let bundle = sealgate_ledger::tiles::decode_bundle(&body)?;
+        if bundle.len() != usize::from(width) {
+            bail!(
+                "{}: {} entries, expected {width}",
+                tile.path(),
+                bundle.len()
+            );
+        }
+        for bytes in bundle {
+            entries.push(StoredEntry {
+                index,
+                canonical: bytes.to_vec(),
+                leaf_hash: leaf_hash(bytes),
+            });
+            index += 1;
+        }
+    }
+    Ok(Source::Export {
+        entries,
+        checkpoints: vec![note],
+        key: None,
+    })
 }
 
 fn trusted_key(

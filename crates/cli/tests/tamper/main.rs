@@ -392,3 +392,68 @@ async fn export_file_verifies_and_an_edited_export_fails() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("entry 3"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_from_a_running_server_reads_full_and_partial_tiles() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("live");
+    let server = start(&dir).await;
+    let admin = std::fs::read_to_string(dir.join("admin-token"))
+        .expect("admin token")
+        .trim()
+        .to_owned();
+    let agent = post(&server.base, "/v1/keys", &admin, json!({"role": "agent"})).await["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    // More than one 256-entry tile, so both a full and a partial entry bundle are read.
+    for i in 0..300u32 {
+        post(
+            &server.base,
+            "/v1/manifest/validate",
+            &agent,
+            json!({"manifest": {"agent_id": "live", "org_id": "acme", "provider": "stripe", "method": "payment",
+                                "parameters": {"amount": 100 + i}}}),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let key = reqwest::get(format!("{}/v1/ledger/key", server.base))
+        .await
+        .expect("key")
+        .text()
+        .await
+        .expect("text");
+    let out = Command::new(BIN)
+        .args(["verify", "--server", &server.base, "--key", key.trim()])
+        .env("SEALGATE_TOKEN", &admin)
+        .output()
+        .expect("verify");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(&text).expect("json report");
+    assert!(
+        report["entries"].as_u64().expect("entries") >= 301,
+        "{report}"
+    );
+
+    // A key other than the log's is refused as tampering, not as success.
+    let other = sealgate_ledger::NoteSigner::new(
+        "sealgate.local/log",
+        ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
+    )
+    .expect("signer")
+    .verifier()
+    .to_string();
+    let out = Command::new(BIN)
+        .args(["verify", "--server", &server.base, "--key", &other])
+        .env("SEALGATE_TOKEN", &admin)
+        .output()
+        .expect("verify");
+    assert_eq!(out.status.code(), Some(1));
+}
