@@ -28,6 +28,10 @@ pub struct Settings {
     pub checkpoint_interval: Duration,
     /// Field-level redaction before entries are written (config file only).
     pub redaction: Option<Redaction>,
+    /// Evaluate policies on regorus's interpreter instead of its RVM. Slower (≈ 5×), but
+    /// an error inside any rule body fails the whole evaluation (a denial); on the RVM
+    /// such a rule is silently undefined, so a user policy must be written defensively.
+    pub policy_interpreter: bool,
 }
 
 /// Values replaced by `[REDACTED:<type>:<keyed hash>]` before an entry is hashed, so the
@@ -57,6 +61,7 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(10),
             checkpoint_interval: Duration::from_secs(1),
             redaction: None,
+            policy_interpreter: false,
         }
     }
 }
@@ -87,6 +92,7 @@ struct FileSettings {
     request_timeout_secs: Option<u64>,
     checkpoint_interval_ms: Option<u64>,
     redaction: Option<Redaction>,
+    policy_interpreter: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +131,7 @@ impl Settings {
                 checkpoint_interval_ms: f.checkpoint_interval_ms,
             });
             s.redaction = f.redaction;
+            s.policy_interpreter = f.policy_interpreter.unwrap_or(false);
             if let Some(t) = f.request_timeout_secs {
                 s.request_timeout = Duration::from_secs(t);
             }

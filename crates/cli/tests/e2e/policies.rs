@@ -214,3 +214,55 @@ async fn a_policy_that_does_not_compile_is_refused() {
         .await
         .expect_problem(404);
 }
+
+/// A deny rule whose body errors at run time. On regorus's RVM the rule is silently
+/// undefined (the policy crate pins that); the interpreter setting turns it into a denial.
+const ERRORING_DENY: &str = r#"package sealgate
+
+deny_reasons contains "amount check failed" if {
+    x := input.manifest.parameters.amount / 0
+    x > 0
+}
+
+decision := {"allow": true, "deny": [r | some r in deny_reasons], "require_approval": []}
+"#;
+
+#[tokio::test]
+async fn with_the_interpreter_setting_an_erroring_rule_denies() {
+    let cfg = tempfile::tempdir().expect("tempdir");
+    let path = cfg.path().join("sealgate.toml");
+    std::fs::write(&path, "policy_interpreter = true\n").expect("write config");
+    let server = Server::start_with(&["--config", path.to_str().expect("utf8")]).await;
+    let admin = server.admin_token.clone();
+    let agent = server.create_key("agent").await;
+    let up = server
+        .post(
+            "/v1/policies",
+            Some(&admin),
+            &json!({"files": {"e.rego": ERRORING_DENY}}),
+        )
+        .await;
+    assert!(up.status == 201, "upload: {} {}", up.status, up.text);
+    let v = up.json["version"].as_str().expect("version").to_owned();
+    server
+        .post(
+            &format!("/v1/policies/{v}/activate"),
+            Some(&admin),
+            &json!({}),
+        )
+        .await
+        .expect(200);
+    let d = server
+        .validate(&agent, &manifest("agent-err", "payment", 1000))
+        .await
+        .expect(200)
+        .json;
+    assert_eq!(d["status"], json!("denied"), "{d}");
+    assert_eq!(d["approved"], json!(false));
+    assert!(d.get("seal").is_none());
+    let reasons = d["reasons"].to_string();
+    assert!(
+        reasons.contains("policy"),
+        "the reason says the policy failed: {reasons}"
+    );
+}

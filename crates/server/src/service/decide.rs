@@ -93,7 +93,13 @@ pub async fn decide(
                     "key_name": caller.name,
                 },
             });
-            let verdict = active.prepared.evaluate(&input);
+            let verdict = if state.settings.policy_interpreter {
+                active
+                    .prepared
+                    .evaluate_with(sealgate_policy::Backend::Interpreter, &input)
+            } else {
+                active.prepared.evaluate(&input)
+            };
             let status = match verdict.outcome {
                 Outcome::Approve => Status::Approved,
                 Outcome::Deny => Status::Denied,
