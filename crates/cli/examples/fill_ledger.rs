@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use sealgate_core::entry::{DecisionEntry, Entry, Latency, SealGrant, Status};
 use sealgate_core::Manifest;
-use sealgate_ledger::{root_plan, Checkpoint, NoteSigner};
+use sealgate_ledger::{Checkpoint, NoteSigner};
 use sealgate_store::{NewCheckpoint, NewEntry, Store};
 use sealgate_store_sqlite::SqliteStore;
 use serde_json::json;
@@ -99,17 +99,7 @@ fn hex_hash(m: &Manifest) -> anyhow::Result<String> {
 }
 
 async fn checkpoint(store: &SqliteStore, signer: &NoteSigner, size: u64) -> anyhow::Result<()> {
-    let plan = root_plan(size);
-    let hashes = store.nodes(plan.nodes()).await?;
-    let found: std::collections::HashMap<_, _> = plan
-        .nodes()
-        .iter()
-        .zip(hashes)
-        .filter_map(|(id, h)| h.map(|h| (*id, h)))
-        .collect();
-    let root = plan
-        .assemble(|id| found.get(&id).copied())
-        .map_err(|e| anyhow::anyhow!("{e}"))?[0];
+    let root = sealgate_store::root(store, size).await?;
     let note = Checkpoint::new(ORIGIN, size, root)
         .sign(signer)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -710,17 +710,11 @@ async fn sample(
             ))));
         }
         let plan = inclusion_plan(index, size)?;
-        let proof = match source.nodes(plan.nodes()).await? {
-            Some(hashes) => {
-                let found: HashMap<NodeId, Hash> = plan
-                    .nodes()
-                    .iter()
-                    .zip(hashes)
-                    .filter_map(|(id, h)| h.map(|h| (*id, h)))
-                    .collect();
-                plan.assemble(|id| found.get(&id).copied())
+        let proof = match source {
+            Source::Store(store) => sealgate_store::assemble(store, &plan).await,
+            Source::Export { .. } => {
+                bail!("--sample needs stored tree nodes: use it with --data-dir")
             }
-            None => bail!("--sample needs stored tree nodes: use it with --data-dir"),
         };
         let ok = proof
             .map(|p| verify_inclusion(&leaf, index, size, &p, &latest.root).is_ok())

@@ -106,6 +106,33 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// Fetches the stored nodes a proof plan needs, in one store call, and assembles the
+/// proof (or, for a root plan, the one root hash). A node missing for a committed size
+/// means the tree is damaged: that is a `Backend` error, never an empty proof.
+pub async fn assemble(
+    store: &dyn Store,
+    plan: &sealgate_ledger::ProofPlan,
+) -> Result<Vec<[u8; 32]>, StoreError> {
+    let ids = plan.nodes();
+    let hashes = store.nodes(ids).await?;
+    let found: std::collections::HashMap<NodeId, [u8; 32]> = ids
+        .iter()
+        .zip(hashes)
+        .filter_map(|(id, h)| h.map(|h| (*id, h)))
+        .collect();
+    plan.assemble(|id| found.get(&id).copied())
+        .map_err(|e| StoreError::Backend(format!("tree nodes missing for a committed size: {e}")))
+}
+
+/// Root of the tree of the first `size` entries, from stored nodes.
+pub async fn root(store: &dyn Store, size: u64) -> Result<[u8; 32], StoreError> {
+    let hashes = assemble(store, &sealgate_ledger::root_plan(size)).await?;
+    hashes
+        .first()
+        .copied()
+        .ok_or_else(|| StoreError::Backend("root plan assembled to nothing".into()))
+}
+
 /// SHA-256 of an API token: tokens are random 256-bit strings, so a fast hash is
 /// enough (no password stretching needed) and lookups stay one indexed read.
 pub fn token_hash(token: &str) -> [u8; 32] {

@@ -2,13 +2,11 @@
 //! consistency proofs from stored tree nodes (O(log n) reads, nothing rehashed),
 //! signed C2SP checkpoints, and the read-only C2SP tlog-tiles view.
 
-use std::collections::HashMap;
-
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use sealgate_ledger::tiles::{encode_bundle, encode_hash_tile};
 use sealgate_ledger::{
-    consistency_plan, inclusion_plan, root_plan, Checkpoint, NoteSigner, ProofPlan, Tile, TileKind,
+    consistency_plan, inclusion_plan, Checkpoint, NoteSigner, ProofPlan, Tile, TileKind,
 };
 use sealgate_store::{NewCheckpoint, Store};
 use serde::Serialize;
@@ -42,26 +40,13 @@ pub struct ConsistencyProof {
     pub proof: Vec<String>,
 }
 
-/// Fetches a plan's nodes in one store call and assembles it.
 async fn assemble(store: &dyn Store, plan: &ProofPlan) -> Result<Vec<[u8; 32]>, ApiError> {
-    let ids = plan.nodes();
-    let hashes = store.nodes(ids).await?;
-    let found: HashMap<_, _> = ids
-        .iter()
-        .zip(hashes)
-        .filter_map(|(id, h)| h.map(|h| (*id, h)))
-        .collect();
-    plan.assemble(|id| found.get(&id).copied())
-        .map_err(|e| ApiError::Internal(format!("tree nodes missing for a committed size: {e}")))
+    Ok(sealgate_store::assemble(store, plan).await?)
 }
 
 /// Root of the tree of `size` leaves, from stored nodes.
 pub async fn root(store: &dyn Store, size: u64) -> Result<[u8; 32], ApiError> {
-    let hashes = assemble(store, &root_plan(size)).await?;
-    hashes
-        .first()
-        .copied()
-        .ok_or_else(|| ApiError::Internal("root plan assembled to nothing".into()))
+    Ok(sealgate_store::root(store, size).await?)
 }
 
 pub async fn entry(state: &AppState, index: &str) -> Result<EntryView, ApiError> {
