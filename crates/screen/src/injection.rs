@@ -14,12 +14,16 @@
 //! Matching runs on the output of [`crate::normalize`]; this module never
 //! sees or returns matched text, only rule ids and families.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use regex_automata::{meta, util::syntax, Anchored, Input};
+use std::panic::{RefUnwindSafe, UnwindSafe};
+
+use regex_automata::nfa::thompson::{self, pikevm::PikeVM};
+use regex_automata::util::{pool::Pool, start, syntax};
+use regex_automata::{hybrid, Anchored, Input};
 use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
 use regex_syntax::hir::{Hir, HirKind, Look};
 use serde::Serialize;
 
+use crate::scan::find_byte;
 use crate::ScreenError;
 
 /// The attack families the screener reports.
@@ -334,45 +338,147 @@ impl InjectionVerdict {
 /// Number of rules in the table.
 const N_RULES: usize = RULES.len();
 
-/// How an anchor occurrence is confirmed.
+/// What an anchor occurrence at position `p` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Anchor {
-    /// Every match begins with the anchor: run the rule anchored at the
-    /// occurrence. `word_start`: the rule begins with `\b` and the anchor
-    /// with a word byte, so an occurrence right after a word byte is no start.
-    Prefix { word_start: bool },
+    /// Every match of (a branch of) the rule begins with the anchor: run
+    /// the rule anchored at `p`.
+    Prefix,
     /// Every match ends with the anchor: run the rule over the whole text.
     Suffix,
 }
 
+/// A trie over anchor literals, walked from chosen start positions only
+/// (anchored), with bytes mapped to the few classes the literals use.
+struct Trie {
+    /// Byte → class; 0 for bytes no literal holds.
+    classes: [u8; 256],
+    /// Classes, plus the dead class 0.
+    stride: usize,
+    /// `node * stride + class` → next node; 0 (the root) means none.
+    next: Vec<u32>,
+    /// Per node: the (rule, anchor, next-byte filter) of the literal
+    /// ending there.
+    out: Vec<Vec<(usize, Anchor, Filter)>>,
+}
+
+/// The bytes that can follow a prefix anchor in a match of its rule (a
+/// 256-bit set), or `None` when the rule must always be tried.
+type Filter = Option<u32>;
+
+/// One trie entry: literal, rule, anchor kind, next-byte filter.
+type TrieEntry = (Vec<u8>, usize, Anchor, Filter);
+
+impl Trie {
+    fn new(literals: &[TrieEntry]) -> Trie {
+        let mut classes = [0u8; 256];
+        let mut stride = 1;
+        for (lit, _, _, _) in literals {
+            for &b in lit {
+                if classes[usize::from(b)] == 0 {
+                    // At most 255 classes: every byte value gets its own.
+                    classes[usize::from(b)] = u8::try_from(stride).unwrap_or(u8::MAX);
+                    stride += 1;
+                }
+            }
+        }
+        let mut trie = Trie {
+            classes,
+            stride,
+            next: vec![0; stride],
+            out: vec![Vec::new()],
+        };
+        for (lit, rule, anchor, filter) in literals {
+            let mut node = 0;
+            for &b in lit {
+                let slot = node * stride + usize::from(classes[usize::from(b)]);
+                if trie.next[slot] == 0 {
+                    trie.next[slot] = u32::try_from(trie.out.len()).unwrap_or(u32::MAX);
+                    trie.out.push(Vec::new());
+                    trie.next.extend(std::iter::repeat_n(0, stride));
+                }
+                node = trie.next[slot] as usize;
+            }
+            if !trie.out[node].contains(&(*rule, *anchor, *filter)) {
+                trie.out[node].push((*rule, *anchor, *filter));
+            }
+        }
+        trie
+    }
+
+    /// Whether some literal starts with `b`.
+    fn starts_with(&self, b: u8) -> bool {
+        let class = self.classes[usize::from(b)];
+        class != 0 && self.next[usize::from(class)] != 0
+    }
+
+    /// Calls `f(rule, anchor, filter, end)` for every literal that occurs
+    /// at `at` (ending at `end`), shortest first.
+    fn walk(&self, bytes: &[u8], at: usize, mut f: impl FnMut(usize, Anchor, Filter, usize)) {
+        let mut node = 0;
+        for (end, &b) in (at + 1..).zip(&bytes[at..]) {
+            let class = self.classes[usize::from(b)];
+            if class == 0 {
+                return;
+            }
+            node = self.next[node * self.stride + usize::from(class)] as usize;
+            if node == 0 {
+                return;
+            }
+            for &(rule, anchor, filter) in &self.out[node] {
+                f(rule, anchor, filter, end);
+            }
+        }
+    }
+}
+
+/// Byte flags of the position loop in [`InjectionMatcher::matches`].
+const WORD: u8 = 1;
+const WORD_TRIE_START: u8 = 2;
+const ANY_TRIE_START: u8 = 4;
+
 /// The compiled rule table.
 ///
-/// Matching is two-staged. One Aho-Corasick pass over the text finds every
-/// occurrence of every rule's *anchors*: the literal prefixes each of its
-/// matches must begin with (or, where those are useless, such as leading
-/// whitespace, the suffixes each match must end with), extracted from the
-/// pattern by `regex-syntax`. A rule then runs only where an anchor occurs:
-/// anchored at a prefix occurrence, or once over the text for a suffix
-/// occurrence. Rules without a finite anchor set run on every text. This
-/// finds exactly the rules a pass of every pattern over the text would,
-/// and a text without anchors costs one automaton pass.
+/// Matching is two-staged. A cheap pass finds where a rule can match: each
+/// rule's *anchors* are the literal prefixes its matches must begin with
+/// (per top-level branch, extracted from the pattern by `regex-syntax`),
+/// or, where those are useless (such as leading whitespace), the suffixes
+/// each match must end with. Anchors of branches that begin with `\b` and a
+/// word byte go in one trie, walked only at word starts; all other anchors
+/// go in a second trie, walked where its first bytes occur; branches that
+/// begin with `(?:^|\n)` are tried at the start and at each line feed. A
+/// rule then runs only where an anchor occurs: anchored at a prefix
+/// occurrence, or once over the text for a suffix occurrence, on a lazy DFA
+/// whose caches come from a pool (one fetch per text). Rules without a
+/// finite anchor set run on every text (none today). This finds exactly the
+/// rules a pass of every pattern over the text would.
 pub(crate) struct InjectionMatcher {
-    /// Automaton over the distinct anchors of all rules.
-    anchors: AhoCorasick,
-    /// Per anchor (automaton pattern id): the rules it belongs to.
-    anchor_rules: Vec<Vec<(usize, Anchor)>>,
+    /// Anchors that begin a match at a word start.
+    word_trie: Trie,
+    /// Every other anchor.
+    any_trie: Trie,
+    /// Per byte: [`WORD`], [`WORD_TRIE_START`], [`ANY_TRIE_START`].
+    flags: [u8; 256],
+    /// Rules whose every match begins at the text start or at a `\n`.
+    line_rules: Vec<usize>,
     /// Rules that run on every text (no usable anchors).
     always: Vec<usize>,
-    /// One compiled regex per rule.
-    regexes: Vec<meta::Regex>,
+    /// Next-byte sets of prefix anchors (see [`Filter`]).
+    filters: Vec<[u64; 4]>,
+    /// One lazy DFA per rule.
+    dfas: Vec<hybrid::dfa::DFA>,
+    /// Their caches, one set per concurrent caller.
+    caches: Pool<Vec<hybrid::dfa::Cache>, CacheFn>,
 }
+
+type CacheFn = Box<dyn Fn() -> Vec<hybrid::dfa::Cache> + Send + Sync + UnwindSafe + RefUnwindSafe>;
 
 impl std::fmt::Debug for InjectionMatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InjectionMatcher")
             .field("rules", &RULES.len())
-            .field("anchors", &self.anchor_rules.len())
-            .finish()
+            .field("line_rules", &self.line_rules.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -387,112 +493,316 @@ fn starts_with_word_boundary(hir: &Hir) -> bool {
     }
 }
 
+/// Whether every match of `hir` starts at the text start or with a `\n`
+/// (the pattern begins with `(?:^|\n)`).
+fn starts_at_line(hir: &Hir) -> bool {
+    let is_line_start = |h: &Hir| match h.kind() {
+        HirKind::Alternation(items) => {
+            items.len() == 2
+                && items.iter().all(|i| match i.kind() {
+                    HirKind::Look(look) => *look == Look::Start,
+                    HirKind::Literal(lit) => &*lit.0 == b"\n",
+                    _ => false,
+                })
+        }
+        _ => false,
+    };
+    match hir.kind() {
+        HirKind::Concat(items) => items.first().is_some_and(is_line_start),
+        HirKind::Capture(cap) => starts_at_line(&cap.sub),
+        _ => is_line_start(hir),
+    }
+}
+
 fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// A finite set of non-empty literals, if `seq` is one.
+/// A finite set of non-empty literals, if `seq` is one, without sets that
+/// hold a single whitespace byte (from a leading `\s*`: in every text).
 fn literal_set(seq: &Seq) -> Option<Vec<Vec<u8>>> {
     let lits = seq.literals()?;
-    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
+    if lits.is_empty()
+        || lits.iter().any(|l| {
+            let b = l.as_bytes();
+            b.is_empty() || (b.len() == 1 && b[0].is_ascii_whitespace())
+        })
+    {
         return None;
     }
     Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
 }
 
-/// A rule's anchor literals and how an occurrence is confirmed.
-type RuleAnchors = (Vec<Vec<u8>>, Anchor);
+/// Where one rule's matches can begin.
+#[derive(Debug, Default)]
+struct RuleAnchors {
+    /// Prefix literals and whether they need a word start.
+    prefixes: Vec<(Vec<u8>, bool)>,
+    /// Some branch begins with `(?:^|\n)`.
+    line: bool,
+}
 
-/// Anchors for one rule pattern: literals and how to confirm them; `None`
-/// when the rule has to run on every text.
-fn anchors_of(pattern: &str) -> Result<Option<RuleAnchors>, ScreenError> {
-    let hir = regex_syntax::ParserBuilder::new()
+/// Prefix anchors of `hir`, branch by branch; false when a branch has none.
+fn branch_anchors(hir: &Hir, out: &mut RuleAnchors) -> bool {
+    match hir.kind() {
+        HirKind::Alternation(items) if !starts_at_line(hir) => {
+            items.iter().all(|item| branch_anchors(item, out))
+        }
+        HirKind::Capture(cap) => branch_anchors(&cap.sub, out),
+        _ if starts_at_line(hir) => {
+            out.line = true;
+            true
+        }
+        _ => {
+            let seq = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
+            let Some(lits) = literal_set(&seq) else {
+                return false;
+            };
+            let word_start = starts_with_word_boundary(hir);
+            for lit in lits {
+                let needs_word_start = word_start && lit.first().is_some_and(|b| is_word_byte(*b));
+                if !out.prefixes.contains(&(lit.clone(), needs_word_start)) {
+                    out.prefixes.push((lit, needs_word_start));
+                }
+            }
+            true
+        }
+    }
+}
+
+fn parse(pattern: &str) -> Result<Hir, ScreenError> {
+    regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
         .build()
         .parse(pattern)
-        .map_err(|e| ScreenError::Pattern(e.to_string()))?;
-    // Single whitespace bytes (from a leading `\s*`) are in every text.
-    let useful = |lits: &Vec<Vec<u8>>| {
-        !lits
-            .iter()
-            .any(|l| l.len() == 1 && l[0].is_ascii_whitespace())
-    };
-    let prefix = literal_set(&Extractor::new().kind(ExtractKind::Prefix).extract(&hir));
-    if let Some(lits) = prefix.filter(useful) {
-        let word_start = starts_with_word_boundary(&hir);
-        return Ok(Some((lits, Anchor::Prefix { word_start })));
-    }
-    let suffix = literal_set(&Extractor::new().kind(ExtractKind::Suffix).extract(&hir));
-    Ok(suffix.filter(useful).map(|lits| (lits, Anchor::Suffix)))
+        .map_err(|e| ScreenError::Pattern(e.to_string()))
 }
 
-fn compile_rule(pattern: &str) -> Result<meta::Regex, ScreenError> {
-    meta::Regex::builder()
+/// How one rule is gated.
+enum Gate {
+    Anchors(RuleAnchors),
+    Suffixes(Vec<Vec<u8>>),
+    Always,
+}
+
+fn gate_of(pattern: &str) -> Result<Gate, ScreenError> {
+    let hir = parse(pattern)?;
+    let mut anchors = RuleAnchors::default();
+    if branch_anchors(&hir, &mut anchors) {
+        return Ok(Gate::Anchors(anchors));
+    }
+    let suffix = literal_set(&Extractor::new().kind(ExtractKind::Suffix).extract(&hir));
+    Ok(suffix.map_or(Gate::Always, Gate::Suffixes))
+}
+
+fn compile_rule(pattern: &str) -> Result<hybrid::dfa::DFA, ScreenError> {
+    hybrid::dfa::DFA::builder()
         .syntax(syntax::Config::new().unicode(false).utf8(false))
-        .configure(
-            meta::Config::new()
-                .utf8_empty(false)
+        .thompson(
+            thompson::Config::new()
+                .utf8(false)
                 .nfa_size_limit(Some(64 << 20))
-                .hybrid_cache_capacity(4 << 20),
+                .which_captures(thompson::WhichCaptures::None),
         )
+        .configure(hybrid::dfa::Config::new().cache_capacity(4 << 20))
         .build(pattern)
         .map_err(|e| ScreenError::Pattern(e.to_string()))
+}
+
+/// Look-behind bytes standing for every start a lazy DFA distinguishes:
+/// text start, `\n`, `\r`, a non-word byte and (last) a word byte.
+const LOOK_BEHINDS: [Option<u8>; 5] = [None, Some(b'\n'), Some(b'\r'), Some(b' '), Some(b'a')];
+
+/// The bytes that can follow `lit` in a match of `dfa` anchored where `lit`
+/// starts, after any of `behinds`: the union of the bytes whose transition
+/// is not dead. `None` (always try the rule) when a match can end inside
+/// `lit` or the lazy DFA cannot tell.
+fn next_byte_filter(
+    dfa: &hybrid::dfa::DFA,
+    cache: &mut hybrid::dfa::Cache,
+    lit: &[u8],
+    behinds: &[Option<u8>],
+) -> Option<[u64; 4]> {
+    let mut allowed = [0u64; 4];
+    for &behind in behinds {
+        let config = start::Config::new()
+            .anchored(Anchored::Yes)
+            .look_behind(behind);
+        let mut sid = dfa.start_state(cache, &config).ok()?;
+        for &b in lit {
+            sid = dfa.next_state(cache, sid, b).ok()?;
+            if sid.is_match() || sid.is_quit() {
+                return None;
+            }
+            if sid.is_dead() {
+                break;
+            }
+        }
+        if sid.is_dead() {
+            continue;
+        }
+        for b in 0..=255u8 {
+            let next = dfa.next_state(cache, sid, b).ok()?;
+            if !next.is_dead() {
+                allowed[usize::from(b / 64)] |= 1 << (b % 64);
+            }
+        }
+    }
+    Some(allowed)
+}
+
+/// Whether `dfa` matches `bytes` anchored at `at` (look-behind included),
+/// stepping the lazy DFA directly; `Err` when it gives up.
+fn anchored_match(
+    dfa: &hybrid::dfa::DFA,
+    cache: &mut hybrid::dfa::Cache,
+    bytes: &[u8],
+    at: usize,
+) -> Result<bool, ()> {
+    let config = start::Config::new()
+        .anchored(Anchored::Yes)
+        .look_behind(at.checked_sub(1).map(|i| bytes[i]));
+    let mut sid = dfa.start_state(cache, &config).map_err(drop)?;
+    for &b in &bytes[at..] {
+        sid = dfa.next_state(cache, sid, b).map_err(drop)?;
+        if sid.is_tagged() {
+            // Matches are reported one byte late: a match state here means
+            // a match ended just before `b`.
+            if sid.is_match() {
+                return Ok(true);
+            }
+            if sid.is_dead() {
+                return Ok(false);
+            }
+            if sid.is_quit() {
+                return Err(());
+            }
+        }
+    }
+    let sid = dfa.next_eoi_state(cache, sid).map_err(drop)?;
+    Ok(sid.is_match())
 }
 
 impl InjectionMatcher {
     pub(crate) fn new() -> Result<Self, ScreenError> {
         let patterns: Vec<String> = RULES.iter().map(|r| expand(r.pattern)).collect();
-        let regexes = patterns
+        let dfas = patterns
             .iter()
             .map(|p| compile_rule(p))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut literals: Vec<Vec<u8>> = Vec::new();
-        let mut anchor_rules: Vec<Vec<(usize, Anchor)>> = Vec::new();
+        let mut word_literals: Vec<TrieEntry> = Vec::new();
+        let mut any_literals: Vec<TrieEntry> = Vec::new();
+        let mut filters = Vec::new();
+        let mut line_rules = Vec::new();
         let mut always = Vec::new();
         for (rule, pattern) in patterns.iter().enumerate() {
-            let Some((lits, anchor)) = anchors_of(pattern)? else {
-                always.push(rule);
-                continue;
-            };
-            for lit in lits {
-                let anchor = match anchor {
-                    // Only a word byte after `\b` needs a non-word byte before it.
-                    Anchor::Prefix { word_start } => Anchor::Prefix {
-                        word_start: word_start && lit.first().is_some_and(|b| is_word_byte(*b)),
-                    },
-                    Anchor::Suffix => Anchor::Suffix,
-                };
-                let id = match literals.iter().position(|l| *l == lit) {
-                    Some(id) => id,
-                    None => {
-                        literals.push(lit);
-                        anchor_rules.push(Vec::new());
-                        literals.len() - 1
+            match gate_of(pattern)? {
+                Gate::Anchors(anchors) => {
+                    if anchors.line {
+                        line_rules.push(rule);
                     }
-                };
-                if !anchor_rules[id].contains(&(rule, anchor)) {
-                    anchor_rules[id].push((rule, anchor));
+                    let mut cache = dfas[rule].create_cache();
+                    for (lit, word_start) in anchors.prefixes {
+                        // At a word start the byte before is never a word byte.
+                        let behinds = if word_start {
+                            &LOOK_BEHINDS[..4]
+                        } else {
+                            &LOOK_BEHINDS[..]
+                        };
+                        let filter =
+                            next_byte_filter(&dfas[rule], &mut cache, &lit, behinds).map(|set| {
+                                filters.push(set);
+                                u32::try_from(filters.len() - 1).unwrap_or(u32::MAX)
+                            });
+                        let list = if word_start {
+                            &mut word_literals
+                        } else {
+                            &mut any_literals
+                        };
+                        list.push((lit, rule, Anchor::Prefix, filter));
+                    }
                 }
+                Gate::Suffixes(lits) => {
+                    any_literals.extend(lits.into_iter().map(|l| (l, rule, Anchor::Suffix, None)));
+                }
+                Gate::Always => always.push(rule),
             }
         }
-        let anchors = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&literals)
-            .map_err(|e| ScreenError::Pattern(e.to_string()))?;
+        let word_trie = Trie::new(&word_literals);
+        let any_trie = Trie::new(&any_literals);
+        let mut flags = [0u8; 256];
+        for (b, flag) in (0u8..=255).zip(flags.iter_mut()) {
+            if is_word_byte(b) {
+                *flag |= WORD;
+            }
+            if word_trie.starts_with(b) {
+                *flag |= WORD_TRIE_START;
+            }
+            if any_trie.starts_with(b) {
+                *flag |= ANY_TRIE_START;
+            }
+        }
+        let for_caches = dfas.clone();
+        let create: CacheFn =
+            Box::new(move || for_caches.iter().map(|d| d.create_cache()).collect());
         Ok(InjectionMatcher {
-            anchors,
-            anchor_rules,
+            word_trie,
+            any_trie,
+            flags,
+            line_rules,
             always,
-            regexes,
+            filters,
+            dfas,
+            caches: Pool::new(create),
         })
+    }
+
+    /// Whether rule `rule` matches `bytes` anchored at `at`.
+    fn run_at(
+        &self,
+        caches: &mut [hybrid::dfa::Cache],
+        rule: usize,
+        bytes: &[u8],
+        at: usize,
+    ) -> bool {
+        match anchored_match(&self.dfas[rule], &mut caches[rule], bytes, at) {
+            Ok(found) => found,
+            Err(()) => self.run(caches, rule, bytes, Some(at)),
+        }
+    }
+
+    /// Whether rule `rule` matches `bytes`: anchored at `at`, or anywhere.
+    fn run(
+        &self,
+        caches: &mut [hybrid::dfa::Cache],
+        rule: usize,
+        bytes: &[u8],
+        at: Option<usize>,
+    ) -> bool {
+        let input = match at {
+            Some(at) => Input::new(bytes)
+                .span(at..bytes.len())
+                .anchored(Anchored::Yes),
+            None => Input::new(bytes),
+        }
+        .earliest(true);
+        let dfa = &self.dfas[rule];
+        match dfa.try_search_fwd(&mut caches[rule], &input) {
+            Ok(found) => found.is_some(),
+            // The lazy DFA gives up only on quit bytes or a thrashing cache
+            // (neither is configured); the PikeVM answers the same question.
+            Err(_) => PikeVM::new_from_nfa(dfa.get_nfa().clone())
+                .map(|vm| vm.is_match(&mut vm.create_cache(), input))
+                .unwrap_or(true),
+        }
     }
 
     /// Adds the indices of the rules matching `normalized` to `hits`, in
     /// rule order.
     pub(crate) fn matches(&self, normalized: &str, hits: &mut Vec<usize>) {
         let bytes = normalized.as_bytes();
+        let mut caches = self.caches.get();
         // Matched (or already in `hits`): no more work for that rule.
         let mut done = [false; N_RULES];
         for &rule in hits.iter() {
@@ -504,31 +814,56 @@ impl InjectionMatcher {
         for &rule in &self.always {
             whole[rule] = true;
         }
-        for m in self.anchors.find_overlapping_iter(bytes) {
-            let at = m.start();
-            let after_word = at > 0 && is_word_byte(bytes[at - 1]);
-            for &(rule, anchor) in &self.anchor_rules[m.pattern().as_usize()] {
-                if done[rule] || matched[rule] {
-                    continue;
-                }
-                match anchor {
-                    Anchor::Prefix { word_start } => {
-                        if (word_start && after_word) || tried_at[rule] == at {
-                            continue;
+        let mut visit = |rule: usize, anchor: Anchor, filter: Filter, at: usize, end: usize| {
+            if done[rule] || matched[rule] {
+                return;
+            }
+            match anchor {
+                Anchor::Prefix => {
+                    if let (Some(f), Some(&next)) = (filter, bytes.get(end)) {
+                        let set = &self.filters[f as usize];
+                        if set[usize::from(next / 64)] & (1 << (next % 64)) == 0 {
+                            return;
                         }
-                        tried_at[rule] = at;
-                        let input = Input::new(bytes)
-                            .span(at..bytes.len())
-                            .anchored(Anchored::Yes);
-                        matched[rule] = self.regexes[rule].is_match(input);
                     }
-                    Anchor::Suffix => whole[rule] = true,
+                    if tried_at[rule] != at {
+                        tried_at[rule] = at;
+                        matched[rule] = self.run_at(&mut caches, rule, bytes, at);
+                    }
                 }
+                Anchor::Suffix => whole[rule] = true,
+            }
+        };
+        let mut prev_word = false;
+        for (at, &b) in bytes.iter().enumerate() {
+            let flags = self.flags[usize::from(b)];
+            if flags & WORD_TRIE_START != 0 && !prev_word {
+                self.word_trie.walk(bytes, at, |rule, anchor, filter, end| {
+                    visit(rule, anchor, filter, at, end);
+                });
+            }
+            if flags & ANY_TRIE_START != 0 {
+                self.any_trie.walk(bytes, at, |rule, anchor, filter, end| {
+                    visit(rule, anchor, filter, at, end);
+                });
+            }
+            prev_word = flags & WORD != 0;
+        }
+        if !self.line_rules.is_empty() {
+            for &rule in &self.line_rules {
+                visit(rule, Anchor::Prefix, None, 0, 0);
+            }
+            let mut from = 0;
+            while let Some(k) = find_byte(b'\n', &bytes[from..]) {
+                for &rule in &self.line_rules {
+                    visit(rule, Anchor::Prefix, None, from + k, from + k);
+                }
+                from += k + 1;
             }
         }
         for rule in 0..N_RULES {
             if whole[rule] && !matched[rule] && !done[rule] {
-                matched[rule] = self.regexes[rule].is_match(bytes);
+                matched[rule] = self.run(&mut caches, rule, bytes, None);
             }
             if matched[rule] && !done[rule] {
                 hits.push(rule);

@@ -22,6 +22,7 @@ pub mod eval;
 mod injection;
 mod normalize;
 mod redact;
+mod scan;
 mod secrets;
 
 use serde::Serialize;

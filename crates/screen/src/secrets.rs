@@ -14,12 +14,15 @@
 //! pass and a few byte-class scans.
 
 use std::net::Ipv6Addr;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use base64::Engine as _;
-use regex_automata::{meta, util::syntax, Input};
+use regex_automata::util::{pool::Pool, syntax};
+use regex_automata::{meta, Anchored, Input};
 use serde::{Deserialize, Serialize};
 
+use crate::scan::{find_byte, find_digit, long_runs};
 use crate::ScreenError;
 
 /// The kinds of secret or PII the screener detects.
@@ -185,14 +188,27 @@ enum Gate {
     Anchors(&'static [&'static [&'static str]]),
     /// Every byte of every match is in `class` (apart from `pad` bytes of
     /// context consumed before and after), and the maximal run of `class`
-    /// bytes holding a match satisfies `seed`: the regex runs only over
-    /// such runs (widened by `pad`), with the whole text as look-around
-    /// context.
+    /// bytes holding a match satisfies `seed`, which implies `trigger`: the
+    /// regex runs only over such runs (widened by `pad`), with the whole
+    /// text as look-around context. Runs are found from their triggers, so
+    /// text without them costs a fast byte search or a sparse probe.
     Runs {
         class: fn(u8) -> bool,
         seed: fn(&[u8]) -> bool,
         pad: usize,
+        trigger: Trigger,
     },
+}
+
+/// What every run satisfying a [`Gate::Runs`] seed holds.
+#[derive(Clone, Copy)]
+enum Trigger {
+    /// This byte (which is in the class).
+    Byte(u8),
+    /// An ASCII digit (digits are in the class).
+    Digit,
+    /// At least this many bytes.
+    MinLen(usize),
 }
 
 const QUOTES: &[&str] = &["\"", "'", "`"];
@@ -220,12 +236,15 @@ fn aws_id_seed(run: &[u8]) -> bool {
 fn iban_class(b: u8) -> bool {
     b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ' || b == b'-'
 }
+/// Two capitals and two digits at a word start (the pattern's
+/// `\b[A-Z]{2}\d{2}`; the run's first byte may start a word).
 fn iban_seed(run: &[u8]) -> bool {
-    run.windows(4).any(|w| {
+    run.windows(4).enumerate().any(|(i, w)| {
         w[0].is_ascii_uppercase()
             && w[1].is_ascii_uppercase()
             && w[2].is_ascii_digit()
             && w[3].is_ascii_digit()
+            && (i == 0 || !run[i - 1].is_ascii_alphanumeric())
     })
 }
 fn digit_count(run: &[u8]) -> usize {
@@ -264,8 +283,9 @@ fn ipv6_seed(run: &[u8]) -> bool {
 fn phone_class(b: u8) -> bool {
     b.is_ascii_digit() || matches!(b, b' ' | b'.' | b'-' | b'(' | b')' | b'+')
 }
+/// The validator wants at least 8 digits (international) or 9.
 fn phone_seed(run: &[u8]) -> bool {
-    digit_count(run) >= 6
+    digit_count(run) >= 8
 }
 fn token_class(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-' | b'=')
@@ -287,7 +307,8 @@ const SPECS: &[Spec] = &[
         gate: Gate::Anchors(&[&["eyJ"]]),
         pattern: r"\beyJ[A-Za-z0-9_-]{10,}={0,2}\.eyJ[A-Za-z0-9_-]{4,}={0,2}(?:\.[A-Za-z0-9_-]*)?" },
     Spec { kind: SecretKind::AwsAccessKey, group: 1, validate: aws_key_id,
-        gate: Gate::Runs { class: aws_id_class, seed: aws_id_seed, pad: 1 },
+        gate: Gate::Runs { class: aws_id_class, seed: aws_id_seed, pad: 1,
+            trigger: Trigger::MinLen(20) },
         pattern: r"(?:^|[^A-Za-z0-9/+])((?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA|A3T[A-Z0-9])[A-Z0-9]{16})(?:[^A-Za-z0-9/+]|$)" },
     Spec { kind: SecretKind::AwsSecretKey, group: 1, validate: not_placeholder_token,
         gate: Gate::Anchors(&[&["aws"]]),
@@ -329,28 +350,36 @@ const SPECS: &[Spec] = &[
         gate: Gate::Anchors(&[BARE_CREDENTIAL_WORDS]),
         pattern: r#"(?i)(?:pass|pwd|secret|api_?key|apikey|token)[a-z0-9_]{0,30}["'\]]?[ \t]*(?::=|=|:)[ \t]*([^\s"'`,;]{6,200})"# },
     Spec { kind: SecretKind::Iban, group: 0, validate: iban,
-        gate: Gate::Runs { class: iban_class, seed: iban_seed, pad: 0 },
+        gate: Gate::Runs { class: iban_class, seed: iban_seed, pad: 0,
+            trigger: Trigger::Digit },
         pattern: r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?\b" },
     Spec { kind: SecretKind::CreditCard, group: 0, validate: credit_card,
-        gate: Gate::Runs { class: card_class, seed: card_seed, pad: 0 },
+        gate: Gate::Runs { class: card_class, seed: card_seed, pad: 0,
+            trigger: Trigger::Digit },
         pattern: r"\b\d(?:[ -]?\d){12,18}\b" },
     Spec { kind: SecretKind::Email, group: 0, validate: always,
-        gate: Gate::Runs { class: email_class, seed: email_seed, pad: 0 },
+        gate: Gate::Runs { class: email_class, seed: email_seed, pad: 0,
+            trigger: Trigger::Byte(b'@') },
         pattern: r"\b[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})\b" },
     Spec { kind: SecretKind::UsSsn, group: 0, validate: us_ssn,
-        gate: Gate::Runs { class: ssn_class, seed: ssn_seed, pad: 0 },
+        gate: Gate::Runs { class: ssn_class, seed: ssn_seed, pad: 0,
+            trigger: Trigger::Digit },
         pattern: r"\b\d{3}[- .]?\d{2}[- .]?\d{4}\b" },
     Spec { kind: SecretKind::IpAddress, group: 0, validate: ipv4,
-        gate: Gate::Runs { class: ipv4_class, seed: ipv4_seed, pad: 0 },
+        gate: Gate::Runs { class: ipv4_class, seed: ipv4_seed, pad: 0,
+            trigger: Trigger::Digit },
         pattern: r"\b(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?\b" },
     Spec { kind: SecretKind::IpAddress, group: 0, validate: ipv6,
-        gate: Gate::Runs { class: ipv6_class, seed: ipv6_seed, pad: 0 },
+        gate: Gate::Runs { class: ipv6_class, seed: ipv6_seed, pad: 0,
+            trigger: Trigger::Byte(b':') },
         pattern: r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?:%[A-Za-z0-9]+)?(?:/\d{1,3})?" },
     Spec { kind: SecretKind::PhoneNumber, group: 0, validate: phone,
-        gate: Gate::Runs { class: phone_class, seed: phone_seed, pad: 0 },
+        gate: Gate::Runs { class: phone_class, seed: phone_seed, pad: 0,
+            trigger: Trigger::Digit },
         pattern: r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?|\b\d{1,4}[ .-])?(?:\d[ .-]?){5,11}\d\b|\b\d{10,11}\b" },
     Spec { kind: SecretKind::HighEntropyToken, group: 0, validate: high_entropy,
-        gate: Gate::Runs { class: token_class, seed: token_seed, pad: 0 },
+        gate: Gate::Runs { class: token_class, seed: token_seed, pad: 0,
+            trigger: Trigger::MinLen(24) },
         pattern: r"[A-Za-z0-9+/_-]{24,512}={0,2}" },
 ];
 
@@ -608,8 +637,30 @@ fn high_entropy(text: &str, start: usize, end: usize) -> bool {
     if matches!(before, Some(c) if c.is_alphanumeric() || c == '.' || c == '\\' || c == '%') {
         return false;
     }
-    let key = key_before(text, start).to_ascii_lowercase();
-    if key.contains("public") || key.starts_with("pub") {
+    // Byte classes first: one pass, and they turn most candidates down.
+    let (mut upper, mut lower, mut digits, mut joiners) = (0usize, 0usize, 0usize, 0usize);
+    let (mut lower_run, mut longest_lower_run) = (0usize, 0usize);
+    for b in t.bytes() {
+        if b.is_ascii_lowercase() {
+            lower += 1;
+            lower_run += 1;
+            longest_lower_run = longest_lower_run.max(lower_run);
+            continue;
+        }
+        lower_run = 0;
+        if b.is_ascii_uppercase() {
+            upper += 1;
+        } else if b.is_ascii_digit() {
+            digits += 1;
+        } else if b == b'-' || b == b'_' {
+            joiners += 1;
+        }
+    }
+    if upper < 2 || lower < 2 || digits < 2 {
+        return false;
+    }
+    // Mostly-letter runs are identifiers or words glued together.
+    if joiners * 6 > t.len() || longest_lower_run >= 8 {
         return false;
     }
     let wordy = t
@@ -619,22 +670,10 @@ fn high_entropy(text: &str, start: usize, end: usize) -> bool {
     if wordy >= 2 {
         return false;
     }
-    let upper = t.bytes().filter(u8::is_ascii_uppercase).count();
-    let lower = t.bytes().filter(u8::is_ascii_lowercase).count();
-    let digits = t.bytes().filter(u8::is_ascii_digit).count();
-    if upper < 2 || lower < 2 || digits < 2 {
-        return false;
-    }
-    // Mostly-letter runs are identifiers or words glued together.
-    if t.bytes().filter(|b| *b == b'-' || *b == b'_').count() * 6 > t.len() {
-        return false;
-    }
-    let longest_lower_run = t
-        .split(|c: char| !c.is_ascii_lowercase())
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
-    longest_lower_run < 8 && shannon_entropy(t) >= 4.2
+    let key = key_before(text, start).as_bytes();
+    let public = key.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(b"pub"))
+        || key.windows(6).any(|w| w.eq_ignore_ascii_case(b"public"));
+    !public && shannon_entropy(t) >= 4.2
 }
 
 fn luhn(digits: &[u8]) -> bool {
@@ -944,7 +983,7 @@ fn uniform_separators_alnum(s: &str) -> bool {
 struct Detector {
     kind: SecretKind,
     regex: meta::Regex,
-    /// Capture group holding the secret (0 = whole match).
+    /// Capture group holding the secret (0 = whole match, at most 1).
     group: usize,
     validate: Validator,
     check: Check,
@@ -954,28 +993,50 @@ struct Detector {
 enum Check {
     /// Per group, a bit mask of anchor literal ids; each group needs one.
     Anchors(Vec<u128>),
-    /// Byte class table, seed test, context bytes.
-    Runs { seed: fn(&[u8]) -> bool, pad: usize },
+    /// As [`Gate::Runs`], with the class as a table.
+    Runs {
+        class: Box<[bool; 256]>,
+        seed: fn(&[u8]) -> bool,
+        pad: usize,
+        trigger: Trigger,
+    },
 }
+
+type CacheFn = Box<dyn Fn() -> Vec<meta::Cache> + Send + Sync + UnwindSafe + RefUnwindSafe>;
 
 /// The compiled detector table.
 pub(crate) struct SecretScanner {
     detectors: Vec<Detector>,
-    /// Every anchor literal of every enabled detector, case-insensitive.
+    /// Anchor literals of two or more bytes, case-insensitive.
     anchors: AhoCorasick,
-    /// Per byte, the run-gated detectors (bit = index into `runs`) whose
-    /// class holds it.
-    run_classes: [u32; 256],
-    /// Indices into `detectors` of the run-gated detectors.
-    runs: Vec<usize>,
+    /// Literal id of each `anchors` pattern.
+    anchor_ids: Vec<usize>,
+    /// One-byte anchor literals (quotes, `@`…) and their ids: searched with
+    /// a byte search, as they are too common to report one by one.
+    single: Vec<(u8, usize)>,
+    /// Regex caches, one per detector, per concurrent caller.
+    caches: Pool<Vec<meta::Cache>, CacheFn>,
 }
 
 impl std::fmt::Debug for SecretScanner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecretScanner")
             .field("detectors", &self.detectors.len())
-            .finish()
+            .finish_non_exhaustive()
     }
+}
+
+/// The maximal run of `class` bytes around `at` (which is in the class).
+fn run_around(bytes: &[u8], at: usize, class: &[bool; 256]) -> (usize, usize) {
+    let mut start = at;
+    while start > 0 && class[usize::from(bytes[start - 1])] {
+        start -= 1;
+    }
+    let mut end = at + 1;
+    while end < bytes.len() && class[usize::from(bytes[end])] {
+        end += 1;
+    }
+    (start, end)
 }
 
 impl SecretScanner {
@@ -983,8 +1044,6 @@ impl SecretScanner {
         let specs: Vec<&Spec> = SPECS.iter().filter(|s| enabled.contains(&s.kind)).collect();
         let mut literals: Vec<String> = Vec::new();
         let mut detectors = Vec::with_capacity(specs.len());
-        let mut run_classes = [0u32; 256];
-        let mut runs = Vec::new();
         for s in specs {
             let check = match s.gate {
                 Gate::Anchors(groups) => {
@@ -1009,20 +1068,41 @@ impl SecretScanner {
                     }
                     Check::Anchors(masks)
                 }
-                Gate::Runs { class, seed, pad } => {
-                    let bit = runs.len();
-                    if bit >= 32 {
-                        return Err(ScreenError::Pattern("too many run gates".into()));
+                Gate::Runs {
+                    class,
+                    seed,
+                    pad,
+                    trigger,
+                } => {
+                    let mut table = Box::new([false; 256]);
+                    for (b, slot) in (0u8..=255).zip(table.iter_mut()) {
+                        *slot = class(b);
                     }
-                    for (b, slot) in run_classes.iter_mut().enumerate() {
-                        if u8::try_from(b).is_ok_and(class) {
-                            *slot |= 1u32 << bit;
-                        }
+                    let trigger_in_class = match trigger {
+                        Trigger::Byte(t) => class(t),
+                        Trigger::Digit => (b'0'..=b'9').all(class),
+                        Trigger::MinLen(n) => n > 0,
+                    };
+                    if !trigger_in_class {
+                        return Err(ScreenError::Pattern(format!(
+                            "{}: run trigger outside its class",
+                            s.kind
+                        )));
                     }
-                    runs.push(detectors.len());
-                    Check::Runs { seed, pad }
+                    Check::Runs {
+                        class: table,
+                        seed,
+                        pad,
+                        trigger,
+                    }
                 }
             };
+            if s.group > 1 {
+                return Err(ScreenError::Pattern(format!(
+                    "{}: secret in capture group {} (at most 1)",
+                    s.kind, s.group
+                )));
+            }
             detectors.push(Detector {
                 kind: s.kind,
                 // ASCII semantics for \b, \d, \s and classes: every
@@ -1043,17 +1123,36 @@ impl SecretScanner {
                 check,
             });
         }
+        let mut single = Vec::new();
+        let mut multi = Vec::new();
+        let mut anchor_ids = Vec::new();
+        for (id, lit) in literals.iter().enumerate() {
+            match lit.as_bytes() {
+                [b] => single.push((*b, id)),
+                _ => {
+                    multi.push(lit.as_str());
+                    anchor_ids.push(id);
+                }
+            }
+        }
         let anchors = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
             .kind(Some(AhoCorasickKind::DFA))
-            .build(&literals)
+            // The literals start with too many different bytes for a
+            // prefilter to skip much; measured faster without one.
+            .prefilter(false)
+            .build(&multi)
             .map_err(|e| ScreenError::Pattern(e.to_string()))?;
+        let regexes: Vec<meta::Regex> = detectors.iter().map(|d| d.regex.clone()).collect();
+        let create: CacheFn =
+            Box::new(move || regexes.iter().map(meta::Regex::create_cache).collect());
         Ok(SecretScanner {
             detectors,
             anchors,
-            run_classes,
-            runs,
+            anchor_ids,
+            single,
+            caches: Pool::new(create),
         })
     }
 
@@ -1062,48 +1161,60 @@ impl SecretScanner {
         let bytes = text.as_bytes();
         let mut present = 0u128;
         for m in self.anchors.find_overlapping_iter(bytes) {
-            present |= 1u128 << m.pattern().as_usize();
+            present |= 1u128 << self.anchor_ids[m.pattern().as_usize()];
         }
-        let mut found = Vec::new();
-        for det in &self.detectors {
-            if let Check::Anchors(groups) = &det.check {
-                if groups.iter().all(|g| g & present != 0) {
-                    det.search(text, 0..bytes.len(), &mut 0, &mut found);
-                }
+        for &(b, id) in &self.single {
+            if bytes.contains(&b)
+                || (b.is_ascii_alphabetic() && bytes.contains(&b.to_ascii_uppercase()))
+            {
+                present |= 1u128 << id;
             }
         }
-        // One pass over the bytes tracks the current run of every
-        // run-gated detector's class; a run is handed to its detector when
-        // it ends.
-        let mut run_start = [0usize; 32];
-        let mut last_end = [0usize; 32];
-        let mut prev = 0u32;
-        for i in 0..=bytes.len() {
-            let mask = bytes
-                .get(i)
-                .map_or(0, |b| self.run_classes[usize::from(*b)]);
-            let changed = mask ^ prev;
-            if changed != 0 {
-                let mut started = changed & mask;
-                while started != 0 {
-                    let bit = started.trailing_zeros() as usize;
-                    run_start[bit] = i;
-                    started &= started - 1;
-                }
-                let mut ended = changed & prev;
-                while ended != 0 {
-                    let bit = ended.trailing_zeros() as usize;
-                    ended &= ended - 1;
-                    let det = &self.detectors[self.runs[bit]];
-                    if let Check::Runs { seed, pad } = det.check {
-                        let start = run_start[bit];
-                        if seed(&bytes[start..i]) {
-                            let window = start.saturating_sub(pad)..(i + pad).min(bytes.len());
-                            det.search(text, window, &mut last_end[bit], &mut found);
-                        }
+        let mut caches = self.caches.get();
+        let mut found = Vec::new();
+        for (det, cache) in self.detectors.iter().zip(caches.iter_mut()) {
+            match det.check {
+                Check::Anchors(ref groups) => {
+                    if groups.iter().all(|g| g & present != 0) {
+                        det.search(cache, text, 0..bytes.len(), &mut 0, &mut found);
                     }
                 }
-                prev = mask;
+                Check::Runs {
+                    ref class,
+                    seed,
+                    pad,
+                    trigger,
+                } => {
+                    let mut last_end = 0;
+                    let mut run = |start: usize, end: usize| {
+                        if seed(&bytes[start..end]) {
+                            let window = start.saturating_sub(pad)..(end + pad).min(bytes.len());
+                            det.search(cache, text, window, &mut last_end, &mut found);
+                        }
+                    };
+                    if let Trigger::MinLen(min_len) = trigger {
+                        let in_class = |b: u8| class[usize::from(b)];
+                        long_runs(bytes, in_class, min_len, |start, end| {
+                            run(start, end);
+                            true
+                        });
+                        continue;
+                    }
+                    let mut from = 0;
+                    while from < bytes.len() {
+                        let next = match trigger {
+                            Trigger::Digit => find_digit(&bytes[from..]),
+                            Trigger::Byte(t) => find_byte(t, &bytes[from..]),
+                            Trigger::MinLen(_) => None,
+                        };
+                        let Some(k) = next else {
+                            break;
+                        };
+                        let (start, end) = run_around(bytes, from + k, class);
+                        run(start, end);
+                        from = end;
+                    }
+                }
             }
         }
         resolve_overlaps(found)
@@ -1116,21 +1227,27 @@ impl Detector {
     /// one pass over the whole text would, and keeps validated matches.
     fn search(
         &self,
+        cache: &mut meta::Cache,
         text: &str,
         window: std::ops::Range<usize>,
         last_end: &mut usize,
         found: &mut Vec<SecretMatch>,
     ) {
-        let start = window.start.max(*last_end);
-        if start >= window.end {
-            return;
-        }
-        let input = Input::new(text.as_bytes()).span(start..window.end);
-        for caps in self.regex.captures_iter(input) {
-            if let Some(whole) = caps.get_match() {
-                *last_end = whole.end();
-            }
-            let Some(m) = caps.get_group(self.group) else {
+        let hay = text.as_bytes();
+        let mut at = window.start.max(*last_end);
+        while at < window.end {
+            let input = Input::new(hay).span(at..window.end);
+            let Some(whole) = self.regex.search_with(cache, &input) else {
+                return;
+            };
+            *last_end = whole.end();
+            at = whole.end() + usize::from(whole.is_empty());
+            let span = if self.group == 0 {
+                Some(whole.range())
+            } else {
+                self.group_span(cache, hay, whole.range())
+            };
+            let Some(m) = span else {
                 continue;
             };
             // Byte-level matching can end inside a multi-byte character
@@ -1146,6 +1263,19 @@ impl Detector {
                 });
             }
         }
+    }
+
+    /// The span of capture group 1 of the match at `whole`.
+    fn group_span(
+        &self,
+        cache: &mut meta::Cache,
+        hay: &[u8],
+        whole: std::ops::Range<usize>,
+    ) -> Option<std::ops::Range<usize>> {
+        let mut slots = [None; 4];
+        let input = Input::new(hay).span(whole).anchored(Anchored::Yes);
+        self.regex.search_slots_with(cache, &input, &mut slots)?;
+        Some(slots[2]?.get()..slots[3]?.get())
     }
 }
 
