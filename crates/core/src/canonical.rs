@@ -38,7 +38,7 @@ pub fn value_to_vec(value: &Value) -> Result<Vec<u8>, CanonicalError> {
 /// (integers within ±2^53). Used at the edge so bad input is refused, not rounded.
 pub fn check_numbers(value: &Value) -> Result<(), CanonicalError> {
     match value {
-        Value::Number(n) => number_repr(n).map(drop),
+        Value::Number(n) => write_number(n, &mut Vec::new()),
         Value::Array(items) => items.iter().try_for_each(check_numbers),
         Value::Object(map) => map.values().try_for_each(check_numbers),
         _ => Ok(()),
@@ -50,7 +50,7 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => out.extend_from_slice(number_repr(n)?.as_bytes()),
+        Value::Number(n) => write_number(n, out)?,
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
             out.push(b'[');
@@ -63,10 +63,23 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
             out.push(b']');
         }
         Value::Object(map) => {
+            out.push(b'{');
+            if in_utf16_order(map) {
+                // The common case: serde_json's map already iterates in the right order.
+                for (i, (key, item)) in map.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_string(key, out);
+                    out.push(b':');
+                    write_value(item, out)?;
+                }
+                out.push(b'}');
+                return Ok(());
+            }
             let mut members: Vec<(&String, &Value)> = map.iter().collect();
             // RFC 8785 §3.2.3: sort by UTF-16 code units, not by UTF-8 bytes.
             members.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
-            out.push(b'{');
             for (i, (key, item)) in members.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
@@ -81,12 +94,30 @@ fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
     Ok(())
 }
 
-fn number_repr(n: &serde_json::Number) -> Result<String, CanonicalError> {
+/// Whether iterating `map` already yields RFC 8785 order. UTF-8 byte order is code
+/// point order, which equals UTF-16 code-unit order unless a key holds a character
+/// at or above U+E000 (UTF-8 lead byte 0xEE or higher: the private-use and specials
+/// blocks, and everything that UTF-16 writes as surrogates). Checked, not assumed, so a
+/// map type that keeps insertion order still comes out sorted.
+fn in_utf16_order(map: &serde_json::Map<String, Value>) -> bool {
+    let mut previous: Option<&[u8]> = None;
+    for key in map.keys() {
+        let key = key.as_bytes();
+        if key.iter().any(|&b| b >= 0xEE) || previous.is_some_and(|p| p >= key) {
+            return false;
+        }
+        previous = Some(key);
+    }
+    true
+}
+
+fn write_number(n: &serde_json::Number, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
     if let Some(i) = n.as_i64() {
         if i.unsigned_abs() > MAX_SAFE_INTEGER {
             return Err(CanonicalError::NumberOutOfRange(n.to_string()));
         }
-        return Ok(i.to_string());
+        out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+        return Ok(());
     }
     if n.as_u64().is_some() {
         return Err(CanonicalError::NumberOutOfRange(n.to_string()));
@@ -95,10 +126,11 @@ fn number_repr(n: &serde_json::Number) -> Result<String, CanonicalError> {
         Some(f) if f.is_finite() => {
             if f == 0.0 {
                 // ECMAScript prints -0 as "0".
-                return Ok("0".to_owned());
+                out.push(b'0');
+            } else {
+                out.extend_from_slice(ryu_js::Buffer::new().format_finite(f).as_bytes());
             }
-            let mut buf = ryu_js::Buffer::new();
-            Ok(buf.format_finite(f).to_owned())
+            Ok(())
         }
         _ => Err(CanonicalError::NumberOutOfRange(n.to_string())),
     }
@@ -138,6 +170,38 @@ mod tests {
 
     fn canon(v: Value) -> String {
         String::from_utf8(value_to_vec(&v).expect("canonical")).expect("utf8")
+    }
+
+    #[test]
+    fn byte_order_shortcut_agrees_with_utf16_order_at_the_boundaries() {
+        // Around U+E000 byte order and UTF-16 order part ways: U+10000 and above are
+        // surrogate pairs (0xD800..) in UTF-16, so they sort before U+E000..U+FFFF there
+        // but after them in UTF-8.
+        let keys = [
+            "z",
+            "\u{7f}",
+            "\u{d7ff}",
+            "\u{e000}",
+            "\u{ffff}",
+            "\u{10000}",
+            "\u{10ffff}",
+        ];
+        let map: serde_json::Map<String, Value> =
+            keys.iter().map(|k| (k.to_string(), json!(0))).collect();
+        let mut expected: Vec<&str> = keys.to_vec();
+        expected.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+        let body: Vec<String> = expected.iter().map(|k| format!("\"{k}\":0")).collect();
+        assert_eq!(canon(Value::Object(map)), format!("{{{}}}", body.join(",")));
+        // Without such characters the map's own order is used as is.
+        let plain: serde_json::Map<String, Value> = ["b", "a", "\u{20ac}", "\u{d7ff}"]
+            .iter()
+            .map(|k| (k.to_string(), json!(1)))
+            .collect();
+        assert!(in_utf16_order(&plain));
+        assert_eq!(
+            canon(Value::Object(plain)),
+            "{\"a\":1,\"b\":1,\"\u{20ac}\":1,\"\u{d7ff}\":1}"
+        );
     }
 
     #[test]
