@@ -5,9 +5,15 @@
 //! throughput figure). With `--rate`, open loop at a fixed total rate, latency
 //! measured from each request's scheduled send time so a stalled server cannot hide
 //! its queueing delay (no coordinated omission): the latency-at-load figure.
+//!
+//! With `--proof-connections N`, N more connections act as auditors during the same
+//! load, each asking in a closed loop for the inclusion proof of a random entry already
+//! answered (fresh ones included): the proof-latency-under-load figure, reported apart.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -49,6 +55,10 @@ pub(crate) struct BenchArgs {
     /// Admin token file used to create the agent key [default: ./sealgate-data/admin-token].
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// Extra connections that read inclusion proofs of answered decisions during the
+    /// load (closed loop), reported separately; needs the admin token for an auditor key.
+    #[arg(long, default_value_t = 0)]
+    proof_connections: usize,
 }
 
 #[derive(Default)]
@@ -104,25 +114,11 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let token = match args.agent_token {
         Some(t) => t,
-        None => {
-            let admin = admin_token(args.token_file.as_deref())?;
-            let mut conn = Connection::open(&authority).await?;
-            let body = serde_json::to_vec(&json!({"role": "agent", "name": "sealgate bench"}))?;
-            let (status, body) = conn
-                .send(Method::POST, "/v1/keys", Some(&admin), Some(body.into()))
-                .await?;
-            if status != 201 {
-                bail!(
-                    "creating a bench agent key: server answered {status}: {}",
-                    String::from_utf8_lossy(&body)
-                );
-            }
-            let created: serde_json::Value = serde_json::from_slice(&body)?;
-            created["token"]
-                .as_str()
-                .context("key response without token")?
-                .to_owned()
-        }
+        None => create_key(&authority, args.token_file.as_deref(), "agent").await?,
+    };
+    let auditor_token = match args.proof_connections {
+        0 => None,
+        _ => Some(create_key(&authority, args.token_file.as_deref(), "auditor").await?),
     };
 
     let start = Instant::now() + Duration::from_millis(200);
@@ -132,10 +128,14 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .rate
         .map(|r| Duration::from_secs_f64(args.connections as f64 / r));
 
+    // One past the highest ledger index any decision answer named: proofs are asked
+    // only for entries a client has already been told about.
+    let answered = Arc::new(AtomicU64::new(0));
     let conns = args.connections as f64;
     let mut workers = Vec::with_capacity(args.connections);
     for w in 0..args.connections {
         let (authority, token) = (authorities[w % authorities.len()].clone(), token.clone());
+        let answered = answered.clone();
         workers.push(tokio::spawn(async move {
             let mut conn = Connection::open(&authority).await?;
             let mut rng = SmallRng::seed_from_u64(w as u64);
@@ -170,6 +170,9 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     match result {
                         Ok((200, body)) => {
                             let text = &body[..];
+                            if let Some(index) = ledger_index(text) {
+                                answered.fetch_max(index + 1, Ordering::Relaxed);
+                            }
                             if contains(text, b"\"status\":\"approved\"") {
                                 tally.approved += 1;
                             } else if contains(text, b"\"status\":\"pending_approval\"") {
@@ -193,6 +196,46 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             anyhow::Ok(tally)
         }));
     }
+    let mut readers = Vec::with_capacity(args.proof_connections);
+    for r in 0..args.proof_connections {
+        let authority = authorities[r % authorities.len()].clone();
+        let (token, answered) = (auditor_token.clone().unwrap_or_default(), answered.clone());
+        readers.push(tokio::spawn(async move {
+            let mut conn = Connection::open(&authority).await?;
+            let mut rng = SmallRng::seed_from_u64(1_000_000 + r as u64);
+            let mut tally = Tally::default();
+            tokio::time::sleep_until(start.into()).await;
+            loop {
+                let sent = Instant::now();
+                if sent >= end {
+                    break;
+                }
+                let known = answered.load(Ordering::Relaxed);
+                if known == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                }
+                let path = format!(
+                    "/v1/ledger/proof/inclusion?index={}",
+                    rng.gen_range(0..known)
+                );
+                let result = conn.send(Method::GET, &path, Some(&token), None).await;
+                let done = Instant::now();
+                if sent >= measure_from {
+                    match result {
+                        Ok((200, _)) => {
+                            tally
+                                .latencies_us
+                                .push(done.duration_since(sent).as_micros().min(u32::MAX as u128)
+                                    as u32)
+                        }
+                        Ok(_) | Err(_) => tally.errors += 1,
+                    }
+                }
+            }
+            anyhow::Ok(tally)
+        }));
+    }
     let mut total = Tally::default();
     for w in workers {
         let t = w.await.context("bench worker panicked")??;
@@ -202,16 +245,14 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         total.pending += t.pending;
         total.errors += t.errors;
     }
-    total.latencies_us.sort_unstable();
+    let mut proofs = Tally::default();
+    for r in readers {
+        let t = r.await.context("bench proof reader panicked")??;
+        proofs.latencies_us.extend(t.latencies_us);
+        proofs.errors += t.errors;
+    }
     let decisions = total.latencies_us.len() as f64;
-    let pct = |p: f64| -> f64 {
-        if total.latencies_us.is_empty() {
-            return 0.0;
-        }
-        let i = ((p / 100.0) * (total.latencies_us.len() - 1) as f64).round() as usize;
-        total.latencies_us[i] as f64 / 1000.0
-    };
-    let report = json!({
+    let mut report = json!({
         "servers": authorities.len(),
         "connections": args.connections,
         "duration_s": args.duration,
@@ -223,16 +264,98 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "denied": total.denied,
         "pending_approval": total.pending,
         "errors": total.errors,
-        "latency_ms": {"p50": pct(50.0), "p95": pct(95.0), "p99": pct(99.0), "max": pct(100.0)},
+        "latency_ms": percentiles(&mut total.latencies_us),
     });
+    if args.proof_connections > 0 {
+        report["inclusion_proofs"] = json!({
+            "connections": args.proof_connections,
+            "proofs": proofs.latencies_us.len(),
+            "proofs_per_s": (proofs.latencies_us.len() as f64 / args.duration).round(),
+            "errors": proofs.errors,
+            "latency_ms": percentiles(&mut proofs.latencies_us),
+        });
+    }
     println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(if total.errors > 0 {
+    Ok(if total.errors + proofs.errors > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
 }
 
+/// Creates a key of `role` with the admin token and returns its bearer token.
+async fn create_key(
+    authority: &str,
+    token_file: Option<&std::path::Path>,
+    role: &str,
+) -> anyhow::Result<String> {
+    let admin = admin_token(token_file)?;
+    let mut conn = Connection::open(authority).await?;
+    let body =
+        serde_json::to_vec(&json!({"role": role, "name": format!("sealgate bench {role}")}))?;
+    let (status, body) = conn
+        .send(Method::POST, "/v1/keys", Some(&admin), Some(body.into()))
+        .await?;
+    if status != 201 {
+        bail!(
+            "creating a bench {role} key: server answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let created: serde_json::Value = serde_json::from_slice(&body)?;
+    Ok(created["token"]
+        .as_str()
+        .context("key response without token")?
+        .to_owned())
+}
+
+/// p50/p95/p99/max in milliseconds (nearest rank); sorts `latencies_us`.
+fn percentiles(latencies_us: &mut [u32]) -> serde_json::Value {
+    latencies_us.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((p / 100.0) * (latencies_us.len() - 1) as f64).round() as usize;
+        latencies_us[i] as f64 / 1000.0
+    };
+    json!({"p50": pct(50.0), "p95": pct(95.0), "p99": pct(99.0), "max": pct(100.0)})
+}
+
+/// The `ledger_index` a decision answer names, read without parsing the whole body.
+fn ledger_index(body: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"ledger_index\":";
+    let at = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits = body[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&body[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_ledger_index_of_an_answer() {
+        let body = br#"{"approved":true,"ledger_index":4711,"leaf_hash":"x"}"#;
+        assert_eq!(ledger_index(body), Some(4711));
+        assert_eq!(ledger_index(br#"{"ledger_index":"7"}"#), None);
+        assert_eq!(ledger_index(br#"{"status":"denied"}"#), None);
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let mut us: Vec<u32> = (1..=100).rev().map(|ms| ms * 1000).collect();
+        let p = percentiles(&mut us);
+        assert_eq!(p["p50"], json!(51.0));
+        assert_eq!(p["p99"], json!(99.0));
+        assert_eq!(p["max"], json!(100.0));
+        assert_eq!(percentiles(&mut [])["p99"], json!(0.0));
+    }
 }

@@ -9,6 +9,7 @@
 mod audit;
 mod auth;
 mod bad_input;
+mod bench;
 mod durability;
 mod immutability;
 mod keys;
