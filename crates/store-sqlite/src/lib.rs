@@ -7,6 +7,7 @@
 
 mod migrate;
 mod pool;
+mod scan;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,7 @@ use sealgate_store::{
 use tracing::instrument;
 
 use crate::pool::Pool;
+pub use crate::scan::LedgerScan;
 
 /// The SQLite store. Cheap to clone (shared handles).
 #[derive(Clone)]

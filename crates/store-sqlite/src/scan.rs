@@ -1,0 +1,192 @@
+//! The verifier's read path: [`LedgerScan`], one connection that refuses writes,
+//! holding one read transaction over the whole ledger with the file memory-mapped,
+//! and handing entry and tree-node rows to a callback as bytes borrowed from SQLite's
+//! pages. `sealgate verify` reads every row once, so it should copy nothing it does
+//! not keep. This module never writes and knows nothing of hashing or JSON: whether
+//! the bytes are sound is the caller's question.
+
+use std::ops::{ControlFlow, Range};
+use std::path::Path;
+
+use rusqlite::{params, Connection};
+use sealgate_store::{StoreError, StoredCheckpoint};
+
+use crate::{checkpoint_row, map_err, open_connection, SqliteStore};
+
+/// How much of the file SQLite is asked to map. SQLite clamps this to its compile-time
+/// maximum (2 GiB in the bundled build) and reads the pages beyond the map as usual.
+const MMAP_BYTES: i64 = 1 << 40;
+
+/// A consistent read of a ledger: checkpoints, entries and stored tree nodes as of one
+/// snapshot, even while a server appends beside it (WAL readers never block it).
+pub struct LedgerScan {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Opens a [`LedgerScan`] of this ledger on a connection of its own.
+    pub fn scan(&self) -> Result<LedgerScan, StoreError> {
+        LedgerScan::open(self.path())
+    }
+}
+
+impl LedgerScan {
+    fn open(path: &Path) -> Result<LedgerScan, StoreError> {
+        let conn = open_connection(path)?;
+        // Memory-mapped pages are read in place: no read() call and no copy per page.
+        // The read transaction begins with the first SELECT and lasts until drop.
+        conn.execute_batch(&format!(
+            "PRAGMA query_only = ON; PRAGMA mmap_size = {MMAP_BYTES}; BEGIN;"
+        ))
+        .map_err(map_err)?;
+        Ok(LedgerScan { conn })
+    }
+
+    /// Number of entries: one more than the highest index (0 when empty).
+    pub fn tree_size(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(map_err)
+    }
+
+    /// Every stored checkpoint, in the order they were stored.
+    pub fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT tree_size, note, created_at FROM checkpoints ORDER BY seq")
+            .map_err(map_err)?;
+        let rows = stmt.query_map([], checkpoint_row).map_err(map_err)?;
+        rows.collect::<Result<_, _>>().map_err(map_err)
+    }
+
+    /// Hands the entries with index in `range` to `each` in index order, as
+    /// `(index, canonical bytes, stored leaf hash)` borrowed for the call only, until
+    /// `each` breaks. One statement streams the rows; nothing is copied. Returns how
+    /// many rows were handed over. Gaps are not filled in: the caller sees the indices
+    /// that are there.
+    pub fn entries(
+        &self,
+        range: Range<u64>,
+        mut each: impl FnMut(u64, &[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<u64, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT idx, canonical, leaf_hash FROM entries
+                 WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+            )
+            .map_err(map_err)?;
+        let mut rows = stmt
+            .query(params![clamp(range.start), clamp(range.end)])
+            .map_err(map_err)?;
+        let mut handed = 0;
+        while let Some(row) = rows.next().map_err(map_err)? {
+            let index = row.get::<_, i64>(0).map_err(map_err)? as u64;
+            let canonical = bytes(row, 1, "canonical")?;
+            let leaf_hash = bytes(row, 2, "leaf_hash")?;
+            handed += 1;
+            if each(index, canonical, leaf_hash).is_break() {
+                break;
+            }
+        }
+        Ok(handed)
+    }
+
+    /// Hands the stored hashes of the tree nodes on `level` (1 and up; level 0 is the
+    /// entries' leaf hashes) with index in `range` to `each`, in index order, as
+    /// `(index, hash bytes)` borrowed for the call only. Missing nodes are skipped.
+    pub fn nodes(
+        &self,
+        level: u8,
+        range: Range<u64>,
+        mut each: impl FnMut(u64, &[u8]),
+    ) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT idx, hash FROM tree_nodes WHERE level = ?1 AND idx >= ?2 AND idx < ?3
+                 ORDER BY idx",
+            )
+            .map_err(map_err)?;
+        let mut rows = stmt
+            .query(params![level, clamp(range.start), clamp(range.end)])
+            .map_err(map_err)?;
+        while let Some(row) = rows.next().map_err(map_err)? {
+            let index = row.get::<_, i64>(0).map_err(map_err)? as u64;
+            each(index, bytes(row, 1, "hash")?);
+        }
+        Ok(())
+    }
+}
+
+fn clamp(index: u64) -> i64 {
+    index.min(i64::MAX as u64) as i64
+}
+
+/// A BLOB (or TEXT) column's bytes, borrowed from the row.
+fn bytes<'r>(row: &'r rusqlite::Row<'_>, at: usize, name: &str) -> Result<&'r [u8], StoreError> {
+    row.get_ref(at)
+        .map_err(map_err)?
+        .as_bytes()
+        .map_err(|e| StoreError::Backend(format!("{name}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealgate_core::entry::{Entry, KeyRotation};
+    use sealgate_store::{NewEntry, Store};
+
+    fn entry(i: u64) -> NewEntry {
+        NewEntry::new(Entry::KeyRotated(KeyRotation {
+            server_time: "2026-01-01T00:00:00.000000Z".into(),
+            purpose: "checkpoint".into(),
+            key_id: format!("k{i}"),
+            public_key: "AAAA".into(),
+        }))
+        .expect("entry")
+    }
+
+    #[tokio::test]
+    async fn scan_streams_entries_and_nodes_as_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("ledger.db")).expect("open");
+        let batch: Vec<NewEntry> = (0..5).map(entry).collect();
+        let stored: Vec<(Vec<u8>, [u8; 32])> = batch
+            .iter()
+            .map(|e| (e.canonical.clone(), e.leaf_hash))
+            .collect();
+        store.append(batch).await.expect("append");
+
+        let scan = store.scan().expect("scan");
+        assert_eq!(scan.tree_size().expect("size"), 5);
+        let mut seen = Vec::new();
+        let handed = scan
+            .entries(1..4, |i, canonical, leaf| {
+                seen.push((i, canonical.to_vec(), leaf.to_vec()));
+                ControlFlow::Continue(())
+            })
+            .expect("entries");
+        assert_eq!(handed, 3);
+        for (i, canonical, leaf) in &seen {
+            let (c, l) = &stored[*i as usize];
+            assert_eq!((canonical, leaf.as_slice()), (c, l.as_slice()));
+        }
+        assert_eq!(
+            scan.entries(0..5, |_, _, _| ControlFlow::Break(()))
+                .expect("entries"),
+            1
+        );
+
+        // Level 1 of a five-leaf tree has nodes 0 and 1; node 2 is not complete.
+        let mut level1 = Vec::new();
+        scan.nodes(1, 0..3, |i, h| level1.push((i, h.to_vec())))
+            .expect("nodes");
+        let expected = sealgate_ledger::node_hash(&stored[2].1, &stored[3].1);
+        assert_eq!(level1.len(), 2);
+        assert_eq!(level1[1], (1, expected.to_vec()));
+    }
+}
