@@ -1,20 +1,20 @@
 //! Micro benchmark of offline verification: rebuild the root of 1,000,000 synthetic
-//! 400-byte entries (leaf hashing included) through [`Replay`], checking a
-//! checkpoint every 100,000 entries, and print entries per second.
+//! entries (400 bytes unless told; leaf hashing included) through [`Replay`],
+//! checking a checkpoint every 100,000 entries, and print entries per second.
 //!
-//! Run with `cargo run --release -p sealgate-ledger --example bench_verify [entries]`.
-//! On a shared machine wall time overstates the cost; `bench_verify <entries>
-//! unchecked` skips the untimed pass that computes the expected roots, so
-//! `/usr/bin/time` then reports the CPU time of the replay alone.
+//! Run with `cargo run --release -p sealgate-ledger --example bench_verify [entries]
+//! [checked|unchecked] [entry bytes]`. On a shared machine wall time overstates the
+//! cost; `unchecked` skips the untimed pass that computes the expected roots, so
+//! `/usr/bin/time` then reports the CPU time of the replay alone. `fill_ledger`'s
+//! decision entries average 876 bytes, so `bench_verify 1000000 unchecked 876` is the
+//! hashing floor of `sealgate verify` over that ledger.
 
 use std::time::Instant;
 
 use sealgate_ledger::{Frontier, Hash, Replay};
 
-const ENTRY_LEN: usize = 400;
-
-/// Entry `i`: 400 bytes, distinct per index.
-fn entry(i: u64, buf: &mut [u8; ENTRY_LEN]) {
+/// Entry `i`: distinct per index.
+fn entry(i: u64, buf: &mut [u8]) {
     buf[..8].copy_from_slice(&i.to_le_bytes());
 }
 
@@ -24,7 +24,12 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
     let unchecked = std::env::args().nth(2).is_some_and(|a| a == "unchecked");
-    let mut buf = [0x5au8; ENTRY_LEN];
+    let entry_len: usize = std::env::args()
+        .nth(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(400)
+        .max(8);
+    let mut buf = vec![0x5au8; entry_len];
 
     // Expected roots, computed once up front (not timed).
     let mut frontier = Frontier::new();
@@ -54,7 +59,7 @@ fn main() {
     };
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "replayed {} entries of {ENTRY_LEN} bytes, {} checkpoints matched, in {secs:.3} s: {:.0} entries/s",
+        "replayed {} entries of {entry_len} bytes, {} checkpoints matched, in {secs:.3} s: {:.0} entries/s",
         summary.size,
         summary.checkpoints,
         summary.size as f64 / secs
