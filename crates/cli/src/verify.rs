@@ -7,26 +7,33 @@
 //! directory is at hand, with every stored tree node, which pinpoints reordered
 //! entries. Then the cross-references: every seal is granted by an approved
 //! decision, every redemption names a seal granted earlier, no seal is redeemed twice.
+//!
+//! A ledger.db is read from one SQLite snapshot, one statement streaming its rows;
+//! by default a second thread reads and hashes the entries while this one checks
+//! them. The speed, and how it was measured, is in README.md (Performance).
 
-use std::collections::HashMap;
+mod refs;
+
 use std::io::{BufRead, Write};
+use std::ops::{ControlFlow, Range};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::mpsc;
 
 use anyhow::{bail, Context};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use clap::Args;
 use rand::Rng;
-use sealgate_core::canonical;
-use sealgate_core::entry::{Entry, Status};
 use sealgate_ledger::{
     inclusion_plan, leaf_hash, verify_inclusion, Checkpoint, Frontier, Hash, NodeId, NoteSigner,
-    NoteVerifier,
+    NoteVerifier, EMPTY_ROOT,
 };
 use sealgate_store::{Store, StoredEntry};
-use sealgate_store_sqlite::SqliteStore;
+use sealgate_store_sqlite::{LedgerScan, SqliteStore};
 use serde_json::{json, Value};
+
+use self::refs::CrossRefs;
 
 #[derive(Args)]
 pub(crate) struct VerifyArgs {
@@ -55,6 +62,10 @@ pub(crate) struct VerifyArgs {
     /// Also parse every entry fully and check it is in RFC 8785 canonical form (slower).
     #[arg(long)]
     strict: bool,
+    /// Read, hash and check on one thread (by default a second thread reads the
+    /// ledger and hashes the entries while this one checks them).
+    #[arg(long)]
+    one_thread: bool,
 }
 
 #[derive(Args)]
@@ -67,6 +78,7 @@ pub(crate) struct ExportArgs {
 }
 
 /// What was found wrong: the first problem, with the index it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Tamper(String);
 
 const CHUNK: u64 = 8192;
@@ -99,14 +111,6 @@ impl Source {
         Ok(match self {
             Source::Store(s) => s.checkpoints().await?.into_iter().map(|c| c.note).collect(),
             Source::Export { checkpoints, .. } => checkpoints.clone(),
-        })
-    }
-
-    /// Stored tree nodes, where the source has them.
-    async fn nodes(&self, ids: &[NodeId]) -> anyhow::Result<Option<Vec<Option<Hash>>>> {
-        Ok(match self {
-            Source::Store(s) => Some(s.nodes(ids).await?),
-            Source::Export { .. } => None,
         })
     }
 }
@@ -221,7 +225,17 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let verifier = trusted_key(&args, &source, dir.as_deref())?;
     let outcome = match args.sample {
         Some(n) => sample(&source, &verifier, n).await?,
-        None => full(&source, &verifier, args.checkpoint.as_deref(), args.strict).await?,
+        None => {
+            let threads = if args.one_thread { 1 } else { 2 };
+            full(
+                &source,
+                &verifier,
+                args.checkpoint.as_deref(),
+                args.strict,
+                threads,
+            )
+            .await?
+        }
     };
     match outcome {
         Ok(summary) => {
@@ -380,299 +394,469 @@ async fn full(
     verifier: &NoteVerifier,
     trusted: Option<&Path>,
     strict: bool,
+    threads: usize,
 ) -> anyhow::Result<Result<Value, Tamper>> {
-    let mut checkpoints = match open_checkpoints(&source.checkpoints().await?, verifier) {
-        Ok(c) => c,
-        Err(t) => return Ok(Err(t)),
-    };
-    let stored_count = checkpoints.len();
-    if let Some(path) = trusted {
-        let note =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        match Checkpoint::open(&note, verifier.name(), std::slice::from_ref(verifier)) {
-            Ok((cp, _)) => checkpoints.push(cp),
-            Err(e) => bail!(
-                "--checkpoint {}: does not verify with the trusted key: {e}",
-                path.display()
-            ),
+    let trusted = match trusted {
+        Some(path) => {
+            let note = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            match Checkpoint::open(&note, verifier.name(), std::slice::from_ref(verifier)) {
+                Ok((cp, _)) => Some(cp),
+                Err(e) => bail!(
+                    "--checkpoint {}: does not verify with the trusted key: {e}",
+                    path.display()
+                ),
+            }
         }
+        None => None,
+    };
+    match source {
+        // SQLite calls block: the check leaves the runtime's worker thread for its run.
+        Source::Store(store) => tokio::task::block_in_place(|| {
+            let scan = store.scan()?;
+            let notes: Vec<String> = scan.checkpoints()?.into_iter().map(|c| c.note).collect();
+            let size = scan.tree_size()?;
+            match Audit::new(&notes, verifier, trusted, size, strict) {
+                Ok(audit) if threads > 1 => audit.run_pipelined(store, &scan),
+                Ok(audit) => audit.run_scan(&scan),
+                Err(t) => Ok(Err(t)),
+            }
+        }),
+        Source::Export {
+            entries,
+            checkpoints,
+            ..
+        } => match Audit::new(checkpoints, verifier, trusted, entries.len() as u64, strict) {
+            Ok(audit) => audit.run_entries(entries, None),
+            Err(t) => Ok(Err(t)),
+        },
     }
-    let size = source.size().await?;
-    let mut by_size: Vec<(u64, Hash, String)> = checkpoints
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let label = if i < stored_count {
-                format!("stored checkpoint #{i}")
-            } else {
-                "the trusted checkpoint".into()
-            };
-            (c.size, c.root, label)
-        })
-        .collect();
-    by_size.sort_by_key(|(s, _, _)| *s);
-    if let Some((s, _, label)) = by_size.iter().rev().find(|(s, _, _)| *s > size) {
-        return Ok(Err(Tamper(format!(
-            "{label} covers {s} entries but the ledger has only {size}: entries {size}..{s} were removed"
-        ))));
+}
+
+/// Stored tree nodes, for sources that keep them.
+trait StoredNodes {
+    /// Hands the stored nodes on `level` with index in `range` to `each`, in index order.
+    fn level(
+        &self,
+        level: u8,
+        range: Range<u64>,
+        each: &mut dyn FnMut(u64, &[u8]),
+    ) -> anyhow::Result<()>;
+}
+
+impl StoredNodes for LedgerScan {
+    fn level(
+        &self,
+        level: u8,
+        range: Range<u64>,
+        each: &mut dyn FnMut(u64, &[u8]),
+    ) -> anyhow::Result<()> {
+        Ok(self.nodes(level, range, each)?)
+    }
+}
+
+/// Entries handed from the reader thread to the checker: indices, bytes and stored
+/// leaf hashes end to end, and the hash of each entry's bytes.
+#[derive(Default)]
+struct Batch {
+    index: Vec<u64>,
+    bytes: Vec<u8>,
+    /// Where each entry's bytes end in `bytes`, and its stored leaf hash in `stored`.
+    ends: Vec<(usize, usize)>,
+    stored: Vec<u8>,
+    leaf: Vec<Hash>,
+}
+
+/// Entries per [`Batch`]: about a megabyte of fill_ledger's decisions.
+const BATCH: usize = 1024;
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.index.len()
     }
 
-    let mut frontier = Frontier::new();
-    let mut next_checkpoint = 0;
-    // Size of the last checkpoint that matched: a mismatch lies beyond it.
-    let mut last_good = 0;
-    let mut refs = CrossRefs::default();
-    let mut start = 0;
-    while start < size {
-        let end = (start + CHUNK).min(size);
-        let chunk = source.chunk(start, end).await?;
-        let mut completed: Vec<(NodeId, Hash)> = Vec::new();
-        let mut checkpoint_error = None;
-        for (offset, e) in chunk.iter().enumerate() {
-            let expected = start + offset as u64;
-            if e.index != expected {
-                return Ok(Err(Tamper(format!(
-                    "entry {expected} is missing (found index {} in its place)",
-                    e.index
-                ))));
-            }
-            let recomputed = leaf_hash(&e.canonical);
-            if recomputed != e.leaf_hash {
-                return Ok(Err(Tamper(format!(
-                    "entry {expected}: its bytes hash to {} but the stored leaf hash is {}: the entry was changed",
-                    B64.encode(recomputed),
-                    B64.encode(e.leaf_hash)
-                ))));
-            }
-            frontier.append_with(recomputed, |id, h| {
-                if id.level > 0 {
-                    completed.push((id, *h));
-                }
-            });
-            while let Some((s, root, label)) = by_size.get(next_checkpoint) {
-                if *s != frontier.size() {
-                    break;
-                }
-                if frontier.root() != *root {
-                    checkpoint_error = Some(Tamper(format!(
-                        "{label} (size {s}) does not match the rebuilt tree: an entry in {last_good}..{s} was changed, reordered, removed or re-appended (first bad index {last_good} or later)"
-                    )));
-                    break;
-                }
-                last_good = *s;
-                next_checkpoint += 1;
-            }
-            if checkpoint_error.is_some() {
-                break;
-            }
+    fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn push(&mut self, index: u64, canonical: &[u8], stored_leaf: &[u8]) {
+        self.index.push(index);
+        self.bytes.extend_from_slice(canonical);
+        self.stored.extend_from_slice(stored_leaf);
+        self.ends.push((self.bytes.len(), self.stored.len()));
+        self.leaf.push(leaf_hash(canonical));
+    }
+
+    /// `(index, canonical bytes, stored leaf hash, hash of the bytes)` per entry.
+    fn entries(&self) -> impl Iterator<Item = (u64, &[u8], &[u8], Hash)> + '_ {
+        let starts = std::iter::once((0, 0)).chain(self.ends.iter().copied());
+        self.index
+            .iter()
+            .zip(starts.zip(&self.ends))
+            .zip(&self.leaf)
+            .map(|((index, ((b0, s0), &(b1, s1))), leaf)| {
+                (*index, &self.bytes[b0..b1], &self.stored[s0..s1], *leaf)
+            })
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.bytes.clear();
+        self.ends.clear();
+        self.stored.clear();
+        self.leaf.clear();
+    }
+}
+
+/// The full check, fed entries in index order: each leaf hash is recomputed and
+/// compared, the tree is rebuilt and compared with every checkpoint as it reaches
+/// that checkpoint's size and, per chunk of entries, with the stored tree nodes (when
+/// the source has them). Each entry's cross-reference claim is read on the way and
+/// the claims are resolved at the end; the report is the one an entry-by-entry check
+/// gives, which settles each chunk's cross-references after its structure, so a
+/// structural break is reported at its own index first.
+struct Audit {
+    /// Entries the source says it has.
+    size: u64,
+    strict: bool,
+    /// The trusted key, named in the summary.
+    key: String,
+    /// Checkpoints by size, each with the label a report names it by.
+    checkpoints: Vec<(u64, Hash, String)>,
+    /// The next checkpoint to reach, and its size (`u64::MAX` when none is left).
+    next: usize,
+    next_size: u64,
+    /// Size of the last checkpoint that matched: a mismatch lies beyond it.
+    last_good: u64,
+    frontier: Frontier,
+    /// First entry of the current chunk.
+    chunk_start: u64,
+    /// Interior nodes completed in this chunk, per level from 1: the first one's index
+    /// and the hashes in index order.
+    nodes: Vec<(u64, Vec<Hash>)>,
+    /// A checkpoint that did not match, reported once the chunk's nodes are compared.
+    checkpoint_error: Option<Tamper>,
+    /// The cross-reference claims read so far.
+    refs: CrossRefs,
+}
+
+impl Audit {
+    /// Opens the checkpoints (any bad signature is tampering) and checks that none
+    /// covers more than `size` entries.
+    fn new(
+        notes: &[String],
+        verifier: &NoteVerifier,
+        trusted: Option<Checkpoint>,
+        size: u64,
+        strict: bool,
+    ) -> Result<Audit, Tamper> {
+        let stored = open_checkpoints(notes, verifier)?;
+        let stored_count = stored.len();
+        let mut checkpoints: Vec<(u64, Hash, String)> = stored
+            .into_iter()
+            .chain(trusted)
+            .enumerate()
+            .map(|(i, c)| {
+                let label = if i < stored_count {
+                    format!("stored checkpoint #{i}")
+                } else {
+                    "the trusted checkpoint".into()
+                };
+                (c.size, c.root, label)
+            })
+            .collect();
+        checkpoints.sort_by_key(|(s, _, _)| *s);
+        if let Some((s, _, label)) = checkpoints.iter().rev().find(|(s, _, _)| *s > size) {
+            return Err(Tamper(format!(
+                "{label} covers {s} entries but the ledger has only {size}: entries {size}..{s} were removed"
+            )));
         }
-        if checkpoint_error.is_none() && chunk.len() as u64 != end - start {
-            return Ok(Err(Tamper(format!(
-                "entries {start}..{end}: only {} present",
-                chunk.len()
-            ))));
+        // Checkpoints of the empty tree are checked now; the walk starts after them.
+        let mut next = 0;
+        while let Some((0, root, label)) = checkpoints.get(next) {
+            if *root != EMPTY_ROOT {
+                return Err(Tamper(format!(
+                    "{label} (size 0) does not match the rebuilt tree: its root is not the empty tree's"
+                )));
+            }
+            next += 1;
         }
-        // Level by level, so the backend reads consecutive runs; the lowest break is reported.
-        completed.sort_by_key(|(id, _)| (id.level, id.index));
-        let ids: Vec<NodeId> = completed.iter().map(|(id, _)| *id).collect();
-        if let Some(stored) = source.nodes(&ids).await? {
-            let lowest = completed
-                .iter()
-                .zip(stored)
-                .filter(|((_, rebuilt), stored)| *stored != Some(*rebuilt))
-                .min_by_key(|((id, _), _)| id.leaves().map_or(u64::MAX, |l| l.start));
-            if let Some(((id, _), _)) = lowest {
-                {
-                    let leaves = id.leaves().unwrap_or(0..0);
-                    return Ok(Err(Tamper(format!(
-                        "entries {}..{} do not match stored tree node {id}: an entry in that range was reordered or replaced (first bad index {} or later)",
-                        leaves.start, leaves.end, leaves.start
-                    ))));
+        Ok(Audit {
+            size,
+            strict,
+            key: verifier.to_string(),
+            next_size: checkpoints.get(next).map_or(u64::MAX, |c| c.0),
+            checkpoints,
+            next,
+            last_good: 0,
+            frontier: Frontier::new(),
+            chunk_start: 0,
+            nodes: Vec::new(),
+            checkpoint_error: None,
+            refs: CrossRefs::default(),
+        })
+    }
+
+    /// Streams the entries out of a SQLite snapshot, on this thread alone.
+    fn run_scan(mut self, scan: &LedgerScan) -> anyhow::Result<Result<Value, Tamper>> {
+        let mut outcome = Ok(Ok(()));
+        scan.entries(0..self.size, |index, canonical, stored_leaf| {
+            let leaf = leaf_hash(canonical);
+            match self.step(index, canonical, stored_leaf, leaf, Some(scan)) {
+                Ok(Ok(())) => ControlFlow::Continue(()),
+                stop => {
+                    outcome = stop;
+                    ControlFlow::Break(())
                 }
             }
-        }
-        // A stored node pinpoints a break better than a checkpoint; failing that, the checkpoint speaks.
-        if let Some(t) = checkpoint_error {
+        })?;
+        if let Err(t) = outcome? {
             return Ok(Err(t));
         }
-        // Semantics last, so a structural break is reported at its own index first.
-        for e in &chunk {
-            if let Err(t) = refs.check(e.index, &e.canonical, strict) {
+        Ok(self.finish())
+    }
+
+    /// Streams the entries out of SQLite on a second thread that also hashes them (on
+    /// a snapshot of its own: entries below the size read here never change), so
+    /// reading and leaf hashing overlap the rest of the check on this thread.
+    fn run_pipelined(
+        mut self,
+        store: &SqliteStore,
+        scan: &LedgerScan,
+    ) -> anyhow::Result<Result<Value, Tamper>> {
+        let reader = store.scan()?;
+        let size = self.size;
+        let (full, filled) = mpsc::sync_channel::<Batch>(2);
+        let (spent, empties) = mpsc::channel::<Batch>();
+        std::thread::scope(|threads| {
+            let producer = threads.spawn(move || {
+                let mut batch = Batch::default();
+                reader.entries(0..size, |index, canonical, stored_leaf| {
+                    batch.push(index, canonical, stored_leaf);
+                    if batch.len() < BATCH {
+                        return ControlFlow::Continue(());
+                    }
+                    let next = empties.try_recv().unwrap_or_default();
+                    match full.send(std::mem::replace(&mut batch, next)) {
+                        Ok(()) => ControlFlow::Continue(()),
+                        // The checker stopped: it found a problem.
+                        Err(_) => ControlFlow::Break(()),
+                    }
+                })?;
+                if !batch.is_empty() {
+                    // Refused only when the checker has already stopped.
+                    let _ = full.send(batch);
+                }
+                Ok::<_, sealgate_store::StoreError>(())
+            });
+            let mut outcome = Ok(Ok(()));
+            'batches: for mut batch in filled.iter() {
+                for (index, canonical, stored_leaf, leaf) in batch.entries() {
+                    match self.step(index, canonical, stored_leaf, leaf, Some(scan)) {
+                        Ok(Ok(())) => {}
+                        stop => {
+                            outcome = stop;
+                            break 'batches;
+                        }
+                    }
+                }
+                batch.clear();
+                // Refused only when the reader has finished.
+                let _ = spent.send(batch);
+            }
+            drop(filled);
+            let read = producer
+                .join()
+                .map_err(|_| anyhow::anyhow!("the ledger reader thread panicked"))?;
+            if let Err(t) = outcome? {
+                return Ok(Err(t));
+            }
+            read?;
+            Ok(self.finish())
+        })
+    }
+
+    /// Walks entries held in memory (an export, or a server's entry bundles).
+    fn run_entries(
+        mut self,
+        entries: &[StoredEntry],
+        nodes: Option<&dyn StoredNodes>,
+    ) -> anyhow::Result<Result<Value, Tamper>> {
+        for e in entries {
+            let leaf = leaf_hash(&e.canonical);
+            if let Err(t) = self.step(e.index, &e.canonical, &e.leaf_hash, leaf, nodes)? {
                 return Ok(Err(t));
             }
         }
-        start = end;
+        Ok(self.finish())
     }
-    // Checkpoints of size 0 match the empty tree trivially; anything left unmatched is beyond the end.
-    Ok(Ok(json!({
-        "ok": true,
-        "entries": size,
-        "root": B64.encode(frontier.root()),
-        "checkpoints_verified": by_size.len(),
-        "seals": refs.granted.len(),
-        "redemptions": refs.redeemed.len(),
-        "key": verifier.to_string(),
-    })))
-}
 
-#[derive(Default)]
-struct CrossRefs {
-    /// seal_id → (granting index, decision index)
-    granted: HashMap<String, (u64, u64)>,
-    /// seal_id → redemption index
-    redeemed: HashMap<String, u64>,
-}
+    /// One entry whose bytes hash to `leaf`, and the end of its chunk when it is the
+    /// last of one.
+    fn step(
+        &mut self,
+        index: u64,
+        canonical: &[u8],
+        stored_leaf: &[u8],
+        leaf: Hash,
+        nodes: Option<&dyn StoredNodes>,
+    ) -> anyhow::Result<Result<(), Tamper>> {
+        match self.entry(index, canonical, stored_leaf, leaf) {
+            Err(t) => Ok(Err(self.structural(t))),
+            Ok(true) if self.frontier.size() < self.chunk_end() => Ok(Ok(())),
+            // The chunk is complete, or a checkpoint did not match and it ends here.
+            Ok(_) => self.end_chunk(nodes),
+        }
+    }
 
-impl CrossRefs {
-    fn check_strict(&mut self, index: u64, bytes: &[u8]) -> Result<(), Tamper> {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Tamper(format!("entry {index}: not JSON ({e})")))?;
-        if canonical::value_to_vec(&value).ok().as_deref() != Some(bytes) {
+    fn chunk_end(&self) -> u64 {
+        (self.chunk_start + CHUNK).min(self.size)
+    }
+
+    /// Checks the next entry. `Ok(false)`: a checkpoint did not match, so the chunk
+    /// ends here and its stored nodes get a chance to pinpoint the break.
+    fn entry(
+        &mut self,
+        index: u64,
+        canonical: &[u8],
+        stored_leaf: &[u8],
+        recomputed: Hash,
+    ) -> Result<bool, Tamper> {
+        let expected = self.frontier.size();
+        if index != expected {
             return Err(Tamper(format!(
-                "entry {index}: not in RFC 8785 canonical form"
+                "entry {expected} is missing (found index {index} in its place)"
             )));
         }
-        let entry: Entry = serde_json::from_value(value)
-            .map_err(|e| Tamper(format!("entry {index}: not a sealgate entry ({e})")))?;
-        match entry {
-            Entry::Decision(d) => {
-                if let Some(seal) = d.seal {
-                    if d.status != Status::Approved {
-                        return Err(Tamper(format!(
-                            "entry {index}: grants seal {} but its status is {}",
-                            seal.seal_id,
-                            d.status.as_str()
-                        )));
-                    }
-                    self.grant(index, index, seal.seal_id)?;
-                }
-            }
-            Entry::ApprovalResolved(a) => {
-                if let Some(seal) = a.seal {
-                    if !a.approved {
-                        return Err(Tamper(format!(
-                            "entry {index}: grants seal {} for a refused approval",
-                            seal.seal_id
-                        )));
-                    }
-                    self.grant(index, a.decision_index, seal.seal_id)?;
-                }
-            }
-            Entry::SealRedeemed(r) => {
-                let Some((_, decision)) = self.granted.get(&r.seal_id) else {
-                    return Err(Tamper(format!(
-                        "entry {index}: redeems seal {} that no earlier entry granted",
-                        r.seal_id
-                    )));
-                };
-                if *decision != r.decision_index {
-                    return Err(Tamper(format!(
-                        "entry {index}: redeems seal {} naming decision {} but it was granted by {decision}",
-                        r.seal_id, r.decision_index
-                    )));
-                }
-                if let Some(first) = self.redeemed.insert(r.seal_id.clone(), index) {
-                    return Err(Tamper(format!(
-                        "entry {index}: redeems seal {} a second time (first at {first})",
-                        r.seal_id
-                    )));
-                }
-            }
-            Entry::PolicyActivated(_) | Entry::KeyRotated(_) => {}
-        }
-        Ok(())
-    }
-
-    fn check(&mut self, index: u64, bytes: &[u8], strict: bool) -> Result<(), Tamper> {
-        if strict {
-            self.check_strict(index, bytes)
-        } else {
-            self.check_refs(index, bytes)
-        }
-    }
-
-    /// The cross-references only, reading just the fields they need (no full parse).
-    fn check_refs(&mut self, index: u64, bytes: &[u8]) -> Result<(), Tamper> {
-        use std::borrow::Cow;
-        #[derive(serde::Deserialize)]
-        struct Grant<'a> {
-            #[serde(borrow)]
-            seal_id: Cow<'a, str>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Refs<'a> {
-            #[serde(borrow)]
-            kind: Cow<'a, str>,
-            #[serde(borrow)]
-            status: Option<Cow<'a, str>>,
-            approved: Option<bool>,
-            #[serde(borrow)]
-            seal: Option<Grant<'a>>,
-            #[serde(borrow)]
-            seal_id: Option<Cow<'a, str>>,
-            decision_index: Option<u64>,
-        }
-        let r: Refs<'_> = serde_json::from_slice(bytes)
-            .map_err(|e| Tamper(format!("entry {index}: not a sealgate entry ({e})")))?;
-        let bad = |what: &str| Tamper(format!("entry {index}: {} entry without {what}", r.kind));
-        match r.kind.as_ref() {
-            "decision" => {
-                let status = r.status.as_deref().ok_or_else(|| bad("status"))?;
-                if let Some(seal) = &r.seal {
-                    if status != "approved" {
-                        return Err(Tamper(format!(
-                            "entry {index}: grants seal {} but its status is {status}",
-                            seal.seal_id
-                        )));
-                    }
-                    self.grant(index, index, seal.seal_id.to_string())?;
-                }
-            }
-            "approval_resolved" => {
-                if let Some(seal) = &r.seal {
-                    if r.approved != Some(true) {
-                        return Err(Tamper(format!(
-                            "entry {index}: grants seal {} for a refused approval",
-                            seal.seal_id
-                        )));
-                    }
-                    let decision = r.decision_index.ok_or_else(|| bad("decision_index"))?;
-                    self.grant(index, decision, seal.seal_id.to_string())?;
-                }
-            }
-            "seal_redeemed" => {
-                let seal_id = r.seal_id.as_deref().ok_or_else(|| bad("seal_id"))?;
-                let decision_index = r.decision_index.ok_or_else(|| bad("decision_index"))?;
-                let Some((_, decision)) = self.granted.get(seal_id) else {
-                    return Err(Tamper(format!(
-                        "entry {index}: redeems seal {seal_id} that no earlier entry granted"
-                    )));
-                };
-                if *decision != decision_index {
-                    return Err(Tamper(format!(
-                        "entry {index}: redeems seal {seal_id} naming decision {decision_index} but it was granted by {decision}"
-                    )));
-                }
-                if let Some(first) = self.redeemed.insert(seal_id.to_owned(), index) {
-                    return Err(Tamper(format!(
-                        "entry {index}: redeems seal {seal_id} a second time (first at {first})"
-                    )));
-                }
-            }
-            "policy_activated" | "key_rotated" => {}
-            other => return Err(Tamper(format!("entry {index}: unknown kind {other:?}"))),
-        }
-        Ok(())
-    }
-
-    fn grant(&mut self, index: u64, decision: u64, seal_id: String) -> Result<(), Tamper> {
-        if let Some((first, _)) = self.granted.get(&seal_id) {
+        if recomputed != stored_leaf {
             return Err(Tamper(format!(
-                "entry {index}: grants seal {seal_id} already granted by entry {first}"
+                "entry {expected}: its bytes hash to {} but the stored leaf hash is {}: the entry was changed",
+                B64.encode(recomputed),
+                B64.encode(stored_leaf)
             )));
         }
-        self.granted.insert(seal_id, (index, decision));
-        Ok(())
+        let nodes = &mut self.nodes;
+        self.frontier.append_with(recomputed, |id, h| {
+            if id.level > 0 {
+                let at = usize::from(id.level - 1);
+                if nodes.len() <= at {
+                    nodes.resize_with(at + 1, Default::default);
+                }
+                let (first, hashes) = &mut nodes[at];
+                if hashes.is_empty() {
+                    *first = id.index;
+                }
+                hashes.push(*h);
+            }
+        });
+        if self.frontier.size() == self.next_size {
+            let root = self.frontier.root();
+            while let Some((s, expected_root, label)) = self.checkpoints.get(self.next) {
+                if *s != self.frontier.size() {
+                    break;
+                }
+                if root != *expected_root {
+                    let last_good = self.last_good;
+                    self.checkpoint_error = Some(Tamper(format!(
+                        "{label} (size {s}) does not match the rebuilt tree: an entry in {last_good}..{s} was changed, reordered, removed or re-appended (first bad index {last_good} or later)"
+                    )));
+                    return Ok(false);
+                }
+                self.last_good = *s;
+                self.next += 1;
+            }
+            self.next_size = self.checkpoints.get(self.next).map_or(u64::MAX, |c| c.0);
+        }
+        self.refs.read(index, canonical, self.strict);
+        Ok(true)
+    }
+
+    /// Compares the chunk's nodes with the stored ones, then reports a checkpoint
+    /// mismatch (a stored node pinpoints a break better).
+    fn end_chunk(
+        &mut self,
+        stored: Option<&dyn StoredNodes>,
+    ) -> anyhow::Result<Result<(), Tamper>> {
+        if let Some(stored) = stored {
+            if let Some(t) = self.compare_nodes(stored)? {
+                return Ok(Err(self.structural(t)));
+            }
+        }
+        if let Some(t) = self.checkpoint_error.take() {
+            return Ok(Err(self.structural(t)));
+        }
+        for (_, hashes) in &mut self.nodes {
+            hashes.clear();
+        }
+        self.chunk_start = self.frontier.size();
+        Ok(Ok(()))
+    }
+
+    /// The stored node that differs from the rebuilt one (or is missing) covering the
+    /// lowest entries, lowest level first.
+    fn compare_nodes(&self, stored: &dyn StoredNodes) -> anyhow::Result<Option<Tamper>> {
+        let mut lowest: Option<NodeId> = None;
+        for (at, (first, rebuilt)) in self.nodes.iter().enumerate() {
+            if rebuilt.is_empty() {
+                continue;
+            }
+            let level = at as u8 + 1;
+            let end = first + rebuilt.len() as u64;
+            let (mut next, mut bad) = (*first, None);
+            stored.level(level, *first..end, &mut |index, hash| {
+                if bad.is_none() {
+                    if index != next {
+                        bad = Some(next);
+                    } else if hash != rebuilt[(index - first) as usize] {
+                        bad = Some(index);
+                    }
+                    next = index + 1;
+                }
+            })?;
+            let Some(index) = bad.or((next < end).then_some(next)) else {
+                continue;
+            };
+            let id = NodeId::new(level, index);
+            let start = |id: &NodeId| id.leaves().map_or(u64::MAX, |l| l.start);
+            if lowest.as_ref().is_none_or(|low| start(&id) < start(low)) {
+                lowest = Some(id);
+            }
+        }
+        Ok(lowest.map(|id| {
+            let leaves = id.leaves().unwrap_or(0..0);
+            Tamper(format!(
+                "entries {}..{} do not match stored tree node {id}: an entry in that range was reordered or replaced (first bad index {} or later)",
+                leaves.start, leaves.end, leaves.start
+            ))
+        }))
+    }
+
+    /// After the last entry: all there, or which are missing; then the summary.
+    fn finish(self) -> Result<Value, Tamper> {
+        let present = self.frontier.size();
+        if present < self.size {
+            let (start, end) = (self.chunk_start, self.chunk_end());
+            return Err(self.structural(Tamper(format!(
+                "entries {start}..{end}: only {} present",
+                present - start
+            ))));
+        }
+        let totals = self.refs.check(u64::MAX)?;
+        Ok(json!({
+            "ok": true,
+            "entries": self.size,
+            "root": B64.encode(self.frontier.root()),
+            "checkpoints_verified": self.checkpoints.len(),
+            "seals": totals.seals,
+            "redemptions": totals.redemptions,
+            "key": self.key,
+        }))
+    }
+
+    /// A structural break `t` in the current chunk, unless the cross-references of
+    /// the chunks before it already fail: entry by entry, those were checked first.
+    fn structural(&self, t: Tamper) -> Tamper {
+        self.refs.check(self.chunk_start).err().unwrap_or(t)
     }
 }
 
@@ -729,4 +913,230 @@ async fn sample(
     Ok(Ok(
         json!({"ok": true, "sampled": checked, "tree_size": size, "root": B64.encode(latest.root)}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const ORIGIN: &str = "test.sealgate.local/log";
+
+    fn signer() -> NoteSigner {
+        NoteSigner::new(ORIGIN, ed25519_dalek::SigningKey::from_bytes(&[1; 32])).expect("signer")
+    }
+
+    fn note(size: u64, root: Hash) -> String {
+        Checkpoint::new(ORIGIN, size, root)
+            .sign(&signer())
+            .expect("sign")
+    }
+
+    fn entries(n: u64) -> Vec<StoredEntry> {
+        (0..n)
+            .map(|index| {
+                let canonical = format!(
+                    "{{\"key_id\":\"k{index}\",\"kind\":\"key_rotated\",\"public_key\":\"AAAA\",\"purpose\":\"seal\",\"server_time\":\"t\"}}"
+                )
+                .into_bytes();
+                StoredEntry {
+                    index,
+                    leaf_hash: leaf_hash(&canonical),
+                    canonical,
+                }
+            })
+            .collect()
+    }
+
+    /// The tree over `entries`, with every interior node as a store keeps them.
+    fn tree(entries: &[StoredEntry]) -> (Hash, Nodes) {
+        let mut frontier = Frontier::new();
+        let mut nodes = Nodes::default();
+        for e in entries {
+            frontier.append_with(e.leaf_hash, |id, h| {
+                if id.level > 0 {
+                    nodes.0.insert((id.level, id.index), *h);
+                }
+            });
+        }
+        (frontier.root(), nodes)
+    }
+
+    #[derive(Default)]
+    struct Nodes(HashMap<(u8, u64), Hash>);
+
+    impl StoredNodes for Nodes {
+        fn level(
+            &self,
+            level: u8,
+            range: Range<u64>,
+            each: &mut dyn FnMut(u64, &[u8]),
+        ) -> anyhow::Result<()> {
+            for index in range {
+                if let Some(h) = self.0.get(&(level, index)) {
+                    each(index, h);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn audit(
+        entries: &[StoredEntry],
+        notes: &[String],
+        nodes: Option<&Nodes>,
+    ) -> Result<Value, Tamper> {
+        let verifier = signer().verifier();
+        let audit = Audit::new(notes, &verifier, None, entries.len() as u64, false)?;
+        let nodes = nodes.map(|n| n as &dyn StoredNodes);
+        audit
+            .run_entries(entries, nodes)
+            .expect("no storage errors")
+    }
+
+    #[test]
+    fn an_untouched_ledger_verifies_across_chunks() {
+        let all = entries(CHUNK + 5);
+        let (root, nodes) = tree(&all);
+        let (half, _) = tree(&all[..1000]);
+        let summary = audit(
+            &all,
+            &[note(1000, half), note(CHUNK + 5, root)],
+            Some(&nodes),
+        )
+        .expect("verifies");
+        assert_eq!(summary["entries"], CHUNK + 5);
+        assert_eq!(summary["checkpoints_verified"], 2);
+        assert_eq!(summary["root"], B64.encode(root));
+    }
+
+    #[test]
+    fn a_checkpoint_of_the_empty_tree_does_not_switch_off_the_others() {
+        let all = entries(4);
+        let (wrong_root, _) = tree(&entries(5));
+        let t = audit(&all, &[note(0, EMPTY_ROOT), note(4, wrong_root)], None)
+            .expect_err("the size-4 checkpoint is checked");
+        assert!(
+            t.0.contains("stored checkpoint #1 (size 4) does not match"),
+            "{}",
+            t.0
+        );
+        let t = audit(&all, &[note(0, [7; 32])], None).expect_err("a bad empty root");
+        assert!(t.0.contains("(size 0)"), "{}", t.0);
+    }
+
+    #[test]
+    fn a_changed_entry_is_named() {
+        let mut all = entries(10);
+        all[6].canonical[3] ^= 1;
+        let t = audit(&all, &[], None).expect_err("changed");
+        assert!(t.0.starts_with("entry 6: its bytes hash to"), "{}", t.0);
+    }
+
+    #[test]
+    fn a_swap_is_pinpointed_by_the_stored_nodes() {
+        let mut all = entries(40);
+        let (root, nodes) = tree(&all);
+        let (root16, _) = tree(&all[..16]);
+        let notes = [note(16, root16), note(40, root)];
+        all.swap(33, 34);
+        all[33].index = 33;
+        all[34].index = 34;
+        let t = audit(&all, &notes, Some(&nodes)).expect_err("swapped");
+        assert_eq!(
+            t.0,
+            "entries 32..34 do not match stored tree node 1/16: an entry in that range was reordered or replaced (first bad index 32 or later)"
+        );
+        let t = audit(&all, &notes, None).expect_err("swapped");
+        assert!(t.0.contains("first bad index 16 or later"), "{}", t.0);
+    }
+
+    #[test]
+    fn a_missing_stored_node_is_reported() {
+        let all = entries(8);
+        let (root, mut nodes) = tree(&all);
+        nodes.0.remove(&(2, 1));
+        let t = audit(&all, &[note(8, root)], Some(&nodes)).expect_err("missing node");
+        assert!(
+            t.0.starts_with("entries 4..8 do not match stored tree node"),
+            "{}",
+            t.0
+        );
+    }
+
+    #[test]
+    fn missing_and_removed_entries_are_reported() {
+        let mut all = entries(6);
+        all.remove(3);
+        let t = audit(&all, &[], None).expect_err("gap");
+        assert_eq!(t.0, "entry 3 is missing (found index 4 in its place)");
+        let all = entries(6);
+        let (root, _) = tree(&entries(7));
+        let t = audit(&all, &[note(7, root)], None).expect_err("removed");
+        assert!(t.0.contains("entries 6..7 were removed"), "{}", t.0);
+    }
+
+    /// A SQLite ledger of `n` entries with a checkpoint at the end.
+    async fn ledger(dir: &Path, n: u64) -> SqliteStore {
+        use sealgate_core::entry::{Entry, KeyRotation};
+        use sealgate_store::{NewCheckpoint, NewEntry};
+        let store = SqliteStore::open(&dir.join("ledger.db")).expect("open");
+        let batch = (0..n)
+            .map(|i| {
+                NewEntry::new(Entry::KeyRotated(KeyRotation {
+                    server_time: "2026-01-01T00:00:00.000000Z".into(),
+                    purpose: "seal".into(),
+                    key_id: format!("k{i}"),
+                    public_key: "AAAA".into(),
+                }))
+                .expect("entry")
+            })
+            .collect();
+        store.append(batch).await.expect("append");
+        let root = sealgate_store::root(&store, n).await.expect("root");
+        store
+            .put_checkpoint(&NewCheckpoint {
+                tree_size: n,
+                note: note(n, root),
+                created_at: "2026-01-01T00:00:00.000000Z".into(),
+            })
+            .await
+            .expect("checkpoint");
+        store
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_thread_and_two_report_the_same() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let source = Source::Store(ledger(dir.path(), CHUNK + 808).await);
+        let verifier = signer().verifier();
+        let mut reports = Vec::new();
+        for threads in [1, 2] {
+            let report = full(&source, &verifier, None, false, threads).await;
+            reports.push(report.expect("no storage errors").expect("verifies"));
+        }
+        assert_eq!(reports[0], reports[1]);
+        assert_eq!(reports[0]["entries"], CHUNK + 808);
+
+        // Entry 8500 edited with its leaf hash, as someone holding the file could: the
+        // lowest stored node over it that no longer matches starts at 8192.
+        let conn = rusqlite::Connection::open(dir.path().join("ledger.db")).expect("open");
+        conn.execute_batch("DROP TRIGGER entries_no_update")
+            .expect("drop trigger");
+        let edited = b"{\"kind\":\"key_rotated\"}";
+        conn.execute(
+            "UPDATE entries SET canonical = ?1, leaf_hash = ?2 WHERE idx = 8500",
+            rusqlite::params![&edited[..], &leaf_hash(edited)[..]],
+        )
+        .expect("update");
+        for threads in [1, 2] {
+            let report = full(&source, &verifier, None, false, threads).await;
+            assert_eq!(
+                report.expect("no storage errors").map_err(|t| t.0),
+                Err("entries 8192..8704 do not match stored tree node 9/16: an entry in that range was reordered or replaced (first bad index 8192 or later)".into()),
+                "{threads} threads"
+            );
+        }
+    }
 }
