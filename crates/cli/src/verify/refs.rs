@@ -368,11 +368,14 @@ fn scan(b: &[u8]) -> Option<Refs<'_>> {
     }
 }
 
+/// Reads a value at an index: the value and the index past it.
+type Reader<'a, T> = fn(&'a [u8], usize) -> Option<(T, usize)>;
+
 /// `null` leaves `slot` empty; anything else is read by `read`.
 fn or_null<'a, T, U: From<T>>(
     b: &'a [u8],
     i: usize,
-    read: fn(&'a [u8], usize) -> Option<(T, usize)>,
+    read: Reader<'a, T>,
     slot: &mut Option<U>,
 ) -> Option<usize> {
     if b.get(i..i + 4) == Some(b"null") {
