@@ -349,93 +349,213 @@ enum Anchor {
 }
 
 /// A trie over anchor literals, walked from chosen start positions only
-/// (anchored), with bytes mapped to the few classes the literals use.
+/// (anchored). Laid out compactly (a dense first step, then sorted child
+/// lists) so that the hot part stays in cache.
 struct Trie {
-    /// Byte → class; 0 for bytes no literal holds.
-    classes: [u8; 256],
-    /// Classes, plus the dead class 0.
-    stride: usize,
-    /// `node * stride + class` → next node; 0 (the root) means none.
-    next: Vec<u32>,
-    /// Per node: the (rule, anchor, next-byte filter) of the literal
-    /// ending there.
-    out: Vec<Vec<(usize, Anchor, Filter)>>,
+    /// First step: byte → node; 0 when no literal starts with the byte.
+    root: [u32; 256],
+    /// Node 0 is the root.
+    nodes: Vec<TrieNode>,
+    /// Child bytes of all nodes (per node a slice, see [`TrieNode`]).
+    edge_bytes: Vec<u8>,
+    /// The child node of each `edge_bytes` entry.
+    edge_nodes: Vec<u32>,
+    /// (rule, anchor, next-byte set) of the literals ending at each node.
+    outs: Vec<(usize, Anchor, u32)>,
+    /// Next-byte sets (256 bits): the bytes that can follow a prefix
+    /// anchor in a match of its rule. [`ANY_BYTE`] stands for all bytes.
+    sets: Vec<[u64; 4]>,
+    /// Bit `b0 * 256 + b1`: some literal starts with `b0 b1`, or is `b0`.
+    /// Checked before a walk, so most words that begin no literal cost one
+    /// load instead of a chain of dependent node loads.
+    pairs: Vec<u64>,
 }
 
-/// The bytes that can follow a prefix anchor in a match of its rule (a
-/// 256-bit set), or `None` when the rule must always be tried.
-type Filter = Option<u32>;
+#[derive(Debug, Clone, Copy, Default)]
+struct TrieNode {
+    /// Its children: `edge_bytes[edges..edges + edge_count]`.
+    edges: u32,
+    edge_count: u32,
+    /// Its literals: `outs[outs..outs + out_count]`.
+    outs: u32,
+    out_count: u32,
+    /// The union of its literals' next-byte sets.
+    set: u32,
+}
 
-/// One trie entry: literal, rule, anchor kind, next-byte filter.
-type TrieEntry = (Vec<u8>, usize, Anchor, Filter);
+/// The next-byte set that lets every byte through.
+const ANY_BYTE: u32 = u32::MAX;
+
+/// One trie entry: literal, rule, anchor kind, next-byte set (`None`: any).
+type TrieEntry = (Vec<u8>, usize, Anchor, Option<[u64; 4]>);
+
+/// A literal ending at a node while the trie is built: rule, anchor kind,
+/// next-byte set.
+type NodeOut = (usize, Anchor, Option<[u64; 4]>);
+
+fn set_index(sets: &mut Vec<[u64; 4]>, set: Option<[u64; 4]>) -> u32 {
+    match set {
+        Some(set) => {
+            sets.push(set);
+            u32::try_from(sets.len() - 1).unwrap_or(ANY_BYTE)
+        }
+        None => ANY_BYTE,
+    }
+}
+
+fn index_u32(i: usize) -> u32 {
+    // Tries hold a few thousand nodes.
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
 
 impl Trie {
     fn new(literals: &[TrieEntry]) -> Trie {
-        let mut classes = [0u8; 256];
-        let mut stride = 1;
-        for (lit, _, _, _) in literals {
-            for &b in lit {
-                if classes[usize::from(b)] == 0 {
-                    // At most 255 classes: every byte value gets its own.
-                    classes[usize::from(b)] = u8::try_from(stride).unwrap_or(u8::MAX);
-                    stride += 1;
-                }
-            }
-        }
-        let mut trie = Trie {
-            classes,
-            stride,
-            next: vec![0; stride],
-            out: vec![Vec::new()],
-        };
-        for (lit, rule, anchor, filter) in literals {
+        // A plain trie first: children by byte, literals per node.
+        let mut children: Vec<std::collections::BTreeMap<u8, usize>> = vec![Default::default()];
+        let mut node_outs: Vec<Vec<NodeOut>> = vec![Vec::new()];
+        for (lit, rule, anchor, set) in literals {
             let mut node = 0;
             for &b in lit {
-                let slot = node * stride + usize::from(classes[usize::from(b)]);
-                if trie.next[slot] == 0 {
-                    trie.next[slot] = u32::try_from(trie.out.len()).unwrap_or(u32::MAX);
-                    trie.out.push(Vec::new());
-                    trie.next.extend(std::iter::repeat_n(0, stride));
-                }
-                node = trie.next[slot] as usize;
+                node = match children[node].get(&b) {
+                    Some(&child) => child,
+                    None => {
+                        children.push(Default::default());
+                        node_outs.push(Vec::new());
+                        let child = children.len() - 1;
+                        children[node].insert(b, child);
+                        child
+                    }
+                };
             }
-            if !trie.out[node].contains(&(*rule, *anchor, *filter)) {
-                trie.out[node].push((*rule, *anchor, *filter));
+            // A suffix anchor only records presence: no next byte needed.
+            let set = if *anchor == Anchor::Suffix {
+                None
+            } else {
+                *set
+            };
+            node_outs[node].push((*rule, *anchor, set));
+        }
+        // Breadth-first order: the shallow nodes every walk visits sit
+        // together at the front.
+        let mut order = vec![0usize];
+        let mut i = 0;
+        while i < order.len() {
+            order.extend(children[order[i]].values().copied());
+            i += 1;
+        }
+        let mut new_id = vec![0u32; children.len()];
+        for (id, &old) in order.iter().enumerate() {
+            new_id[old] = index_u32(id);
+        }
+        let mut trie = Trie {
+            root: [0; 256],
+            nodes: Vec::with_capacity(children.len()),
+            edge_bytes: Vec::new(),
+            edge_nodes: Vec::new(),
+            outs: Vec::new(),
+            sets: Vec::new(),
+            pairs: vec![0; 1024],
+        };
+        for (lit, _, _, _) in literals {
+            let (first, rest) = (usize::from(lit[0]), lit.get(1));
+            let seconds = match rest {
+                Some(&b) => usize::from(b)..usize::from(b) + 1,
+                None => 0..256,
+            };
+            for second in seconds {
+                let pair = first * 256 + second;
+                trie.pairs[pair / 64] |= 1 << (pair % 64);
             }
+        }
+        for &old in &order {
+            let (kids, outs) = (&children[old], &node_outs[old]);
+            let mut node = TrieNode {
+                edges: index_u32(trie.edge_bytes.len()),
+                edge_count: index_u32(kids.len()),
+                outs: index_u32(trie.outs.len()),
+                out_count: index_u32(outs.len()),
+                set: ANY_BYTE,
+            };
+            for (&b, &child) in kids {
+                trie.edge_bytes.push(b);
+                trie.edge_nodes.push(new_id[child]);
+            }
+            let mut union = Some([0u64; 4]);
+            for &(rule, anchor, set) in outs {
+                union = match (union, set) {
+                    (Some(mut u), Some(set)) => {
+                        for (u, s) in u.iter_mut().zip(set) {
+                            *u |= s;
+                        }
+                        Some(u)
+                    }
+                    _ => None,
+                };
+                let index = set_index(&mut trie.sets, set);
+                trie.outs.push((rule, anchor, index));
+            }
+            if !outs.is_empty() {
+                node.set = set_index(&mut trie.sets, union);
+            }
+            trie.nodes.push(node);
+        }
+        for (&b, &child) in &children[0] {
+            trie.root[usize::from(b)] = new_id[child];
         }
         trie
     }
 
     /// Whether some literal starts with `b`.
     fn starts_with(&self, b: u8) -> bool {
-        let class = self.classes[usize::from(b)];
-        class != 0 && self.next[usize::from(class)] != 0
+        self.root[usize::from(b)] != 0
     }
 
-    /// Calls `f(rule, anchor, filter, end)` for every literal that occurs
-    /// at `at` (ending at `end`), shortest first.
-    fn walk(&self, bytes: &[u8], at: usize, mut f: impl FnMut(usize, Anchor, Filter, usize)) {
-        let mut node = 0;
-        for (end, &b) in (at + 1..).zip(&bytes[at..]) {
-            let class = self.classes[usize::from(b)];
-            if class == 0 {
+    fn allows(&self, set: u32, b: u8) -> bool {
+        set == ANY_BYTE || self.sets[set as usize][usize::from(b / 64)] >> (b % 64) & 1 == 1
+    }
+
+    /// Calls `f(rule, anchor)` for every literal that occurs at `at` and
+    /// whose next-byte set holds the byte after it (or that ends the text),
+    /// shortest first.
+    fn walk(&self, bytes: &[u8], at: usize, mut f: impl FnMut(usize, Anchor)) {
+        if let Some(&second) = bytes.get(at + 1) {
+            let pair = usize::from(bytes[at]) * 256 + usize::from(second);
+            if self.pairs[pair / 64] >> (pair % 64) & 1 == 0 {
                 return;
             }
-            node = self.next[node * self.stride + usize::from(class)] as usize;
-            if node == 0 {
+        }
+        let mut node = self.root[usize::from(bytes[at])] as usize;
+        let mut end = at + 1;
+        while node != 0 {
+            let n = self.nodes[node];
+            let next = bytes.get(end).copied();
+            if n.out_count > 0 && next.is_none_or(|b| self.allows(n.set, b)) {
+                let outs = n.outs as usize..(n.outs + n.out_count) as usize;
+                for &(rule, anchor, set) in &self.outs[outs] {
+                    if next.is_none_or(|b| self.allows(set, b)) {
+                        f(rule, anchor);
+                    }
+                }
+            }
+            let Some(b) = next else {
                 return;
-            }
-            for &(rule, anchor, filter) in &self.out[node] {
-                f(rule, anchor, filter, end);
-            }
+            };
+            let edges = n.edges as usize..(n.edges + n.edge_count) as usize;
+            node = match self.edge_bytes[edges.clone()].iter().position(|e| *e == b) {
+                Some(k) => self.edge_nodes[edges.start + k] as usize,
+                None => 0,
+            };
+            end += 1;
         }
     }
 }
 
-/// Byte flags of the position loop in [`InjectionMatcher::matches`].
+/// Byte kinds for the position masks in [`InjectionMatcher::matches`]:
+/// a word byte (`[A-Za-z0-9_]`), a first byte of a word-trie literal, a
+/// first byte of an any-trie literal.
 const WORD: u8 = 1;
-const WORD_TRIE_START: u8 = 2;
-const ANY_TRIE_START: u8 = 4;
+const WORD_TRIE_FIRST: u8 = 2;
+const ANY_TRIE_FIRST: u8 = 4;
 
 /// The compiled rule table.
 ///
@@ -457,14 +577,12 @@ pub(crate) struct InjectionMatcher {
     word_trie: Trie,
     /// Every other anchor.
     any_trie: Trie,
-    /// Per byte: [`WORD`], [`WORD_TRIE_START`], [`ANY_TRIE_START`].
-    flags: [u8; 256],
+    /// Per byte: [`WORD`], [`WORD_TRIE_FIRST`], [`ANY_TRIE_FIRST`].
+    byte_kinds: [u8; 256],
     /// Rules whose every match begins at the text start or at a `\n`.
     line_rules: Vec<usize>,
     /// Rules that run on every text (no usable anchors).
     always: Vec<usize>,
-    /// Next-byte sets of prefix anchors (see [`Filter`]).
-    filters: Vec<[u64; 4]>,
     /// One lazy DFA per rule.
     dfas: Vec<hybrid::dfa::DFA>,
     /// Their caches, one set per concurrent caller.
@@ -693,7 +811,6 @@ impl InjectionMatcher {
             .collect::<Result<Vec<_>, _>>()?;
         let mut word_literals: Vec<TrieEntry> = Vec::new();
         let mut any_literals: Vec<TrieEntry> = Vec::new();
-        let mut filters = Vec::new();
         let mut line_rules = Vec::new();
         let mut always = Vec::new();
         for (rule, pattern) in patterns.iter().enumerate() {
@@ -710,11 +827,7 @@ impl InjectionMatcher {
                         } else {
                             &LOOK_BEHINDS[..]
                         };
-                        let filter =
-                            next_byte_filter(&dfas[rule], &mut cache, &lit, behinds).map(|set| {
-                                filters.push(set);
-                                u32::try_from(filters.len() - 1).unwrap_or(u32::MAX)
-                            });
+                        let filter = next_byte_filter(&dfas[rule], &mut cache, &lit, behinds);
                         let list = if word_start {
                             &mut word_literals
                         } else {
@@ -731,16 +844,17 @@ impl InjectionMatcher {
         }
         let word_trie = Trie::new(&word_literals);
         let any_trie = Trie::new(&any_literals);
-        let mut flags = [0u8; 256];
-        for (b, flag) in (0u8..=255).zip(flags.iter_mut()) {
+        let mut byte_kinds = [0u8; 256];
+        for (b, kind) in (0u8..=255).zip(byte_kinds.iter_mut()) {
             if is_word_byte(b) {
-                *flag |= WORD;
+                *kind |= WORD;
             }
+            // First bytes of the word trie are word bytes.
             if word_trie.starts_with(b) {
-                *flag |= WORD_TRIE_START;
+                *kind |= WORD_TRIE_FIRST | WORD;
             }
             if any_trie.starts_with(b) {
-                *flag |= ANY_TRIE_START;
+                *kind |= ANY_TRIE_FIRST;
             }
         }
         let for_caches = dfas.clone();
@@ -749,10 +863,9 @@ impl InjectionMatcher {
         Ok(InjectionMatcher {
             word_trie,
             any_trie,
-            flags,
+            byte_kinds,
             line_rules,
             always,
-            filters,
             dfas,
             caches: Pool::new(create),
         })
@@ -800,8 +913,9 @@ impl InjectionMatcher {
 
     /// Adds the indices of the rules matching `normalized` to `hits`, in
     /// rule order.
-    pub(crate) fn matches(&self, normalized: &str, hits: &mut Vec<usize>) {
-        let bytes = normalized.as_bytes();
+    #[inline(never)]
+    pub(crate) fn matches(&self, normalized: &[u8], hits: &mut Vec<usize>) {
+        let bytes = normalized;
         let mut caches = self.caches.get();
         // Matched (or already in `hits`): no more work for that rule.
         let mut done = [false; N_RULES];
@@ -814,18 +928,12 @@ impl InjectionMatcher {
         for &rule in &self.always {
             whole[rule] = true;
         }
-        let mut visit = |rule: usize, anchor: Anchor, filter: Filter, at: usize, end: usize| {
+        let mut visit = |rule: usize, anchor: Anchor, at: usize| {
             if done[rule] || matched[rule] {
                 return;
             }
             match anchor {
                 Anchor::Prefix => {
-                    if let (Some(f), Some(&next)) = (filter, bytes.get(end)) {
-                        let set = &self.filters[f as usize];
-                        if set[usize::from(next / 64)] & (1 << (next % 64)) == 0 {
-                            return;
-                        }
-                    }
                     if tried_at[rule] != at {
                         tried_at[rule] = at;
                         matched[rule] = self.run_at(&mut caches, rule, bytes, at);
@@ -834,29 +942,45 @@ impl InjectionMatcher {
                 Anchor::Suffix => whole[rule] = true,
             }
         };
-        let mut prev_word = false;
-        for (at, &b) in bytes.iter().enumerate() {
-            let flags = self.flags[usize::from(b)];
-            if flags & WORD_TRIE_START != 0 && !prev_word {
-                self.word_trie.walk(bytes, at, |rule, anchor, filter, end| {
-                    visit(rule, anchor, filter, at, end);
-                });
+        // Per block of 64 bytes, bit masks of word bytes and of first
+        // bytes of each trie, built without branches; the walks then start
+        // only at the set bits (word starts for the word trie).
+        let mut before_block = 0u64;
+        for (block_index, block) in bytes.chunks(64).enumerate() {
+            let base = block_index * 64;
+            let (mut word, mut word_first, mut any_first) = (0u64, 0u64, 0u64);
+            for (i, &b) in block.iter().enumerate() {
+                let kind = u64::from(self.byte_kinds[usize::from(b)]);
+                word |= (kind & 1) << i;
+                word_first |= (kind >> 1 & 1) << i;
+                any_first |= (kind >> 2 & 1) << i;
             }
-            if flags & ANY_TRIE_START != 0 {
-                self.any_trie.walk(bytes, at, |rule, anchor, filter, end| {
-                    visit(rule, anchor, filter, at, end);
-                });
+            let word_starts = word_first & !(word << 1 | before_block);
+            before_block = word >> 63;
+            let mut starts = word_starts | any_first;
+            while starts != 0 {
+                let i = starts.trailing_zeros();
+                let bit = 1u64 << i;
+                starts &= starts - 1;
+                let at = base + i as usize;
+                if word_starts & bit != 0 {
+                    self.word_trie
+                        .walk(bytes, at, |rule, anchor| visit(rule, anchor, at));
+                }
+                if any_first & bit != 0 {
+                    self.any_trie
+                        .walk(bytes, at, |rule, anchor| visit(rule, anchor, at));
+                }
             }
-            prev_word = flags & WORD != 0;
         }
         if !self.line_rules.is_empty() {
             for &rule in &self.line_rules {
-                visit(rule, Anchor::Prefix, None, 0, 0);
+                visit(rule, Anchor::Prefix, 0);
             }
             let mut from = 0;
             while let Some(k) = find_byte(b'\n', &bytes[from..]) {
                 for &rule in &self.line_rules {
-                    visit(rule, Anchor::Prefix, None, from + k, from + k);
+                    visit(rule, Anchor::Prefix, from + k);
                 }
                 from += k + 1;
             }
@@ -902,7 +1026,7 @@ mod tests {
     fn verdict(text: &str) -> InjectionVerdict {
         let m = InjectionMatcher::new().unwrap();
         let mut hits = Vec::new();
-        m.matches(&normalize(text), &mut hits);
+        m.matches(normalize(text).as_bytes(), &mut hits);
         InjectionVerdict::from_rules(&hits, 0.5)
     }
 
@@ -963,7 +1087,7 @@ mod tests {
         static M: std::sync::OnceLock<InjectionMatcher> = std::sync::OnceLock::new();
         let mut hits = Vec::new();
         M.get_or_init(|| InjectionMatcher::new().unwrap())
-            .matches(text, &mut hits);
+            .matches(text.as_bytes(), &mut hits);
         hits
     }
 

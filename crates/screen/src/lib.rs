@@ -321,7 +321,8 @@ impl Screener {
     }
 
     fn collect(&self, text: &str, depth: usize, hits: &mut Vec<usize>) {
-        self.injection.matches(&normalize::normalize(text), hits);
+        self.injection
+            .matches(&normalize::normalize_bytes(text), hits);
         if self.config.decode_encoded && depth < self.config.max_decode_depth {
             let limits = Limits {
                 max_run_len: self.config.max_decoded_run_len,

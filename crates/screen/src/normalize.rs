@@ -130,6 +130,7 @@ fn fold_char(c: char, out: &mut String) {
 /// ASCII is its own compatibility decomposition and is copied in runs (the
 /// ASCII word pass lowercases it); only the other characters are folded one
 /// by one.
+#[inline(never)]
 fn unicode_fold(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -145,8 +146,31 @@ fn unicode_fold(text: &str) -> String {
     }
 }
 
+/// Byte tables for the hot loops, built at compile time.
+const fn byte_table(kind: u8) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = match kind {
+            // Leetspeak words: letters, digits, `@`, `$`.
+            0 => b.is_ascii_alphanumeric() || b == b'@' || b == b'$',
+            // Base64 and base64url.
+            1 => b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'_' || b == b'-',
+            // Hex runs: digits and the `\x` / space separators.
+            _ => b.is_ascii_hexdigit() || b == b' ' || b == b'\\' || b == b'x',
+        };
+        i += 1;
+    }
+    table
+}
+
+const LEET_WORD: [bool; 256] = byte_table(0);
+const BASE64: [bool; 256] = byte_table(1);
+const HEX_STRETCH: [bool; 256] = byte_table(2);
+
 fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'@' || b == b'$'
+    LEET_WORD[usize::from(b)]
 }
 
 fn is_leet_byte(b: u8) -> bool {
@@ -157,9 +181,8 @@ fn is_leet_byte(b: u8) -> bool {
 /// sits in a token which also holds letters becomes the letter it imitates
 /// (`1gn0r3` → `ignore`), while plain numbers (`2024`, `3.5`) stay as they
 /// are. Only words holding a leet byte are looked at.
-fn fold_leet_words(text: String) -> String {
-    let bytes = text.as_bytes();
-    let mut words: Vec<(usize, usize)> = Vec::new();
+#[inline(never)]
+fn fold_leet_words(bytes: &mut [u8]) {
     let mut i = 0;
     while let Some(k) = find_digit_or(&bytes[i..], b"@$") {
         let at = i + k;
@@ -182,33 +205,32 @@ fn fold_leet_words(text: String) -> String {
             end += 1;
         }
         if letters >= 2 && leets * 2 <= letters + leets + 1 {
-            words.push((start, end));
+            for b in &mut bytes[start..end] {
+                *b = leet(*b).unwrap_or(*b);
+            }
         }
         i = end;
     }
-    if words.is_empty() {
-        return text;
-    }
-    let mut out = text.into_bytes();
-    for (start, end) in words {
-        for b in &mut out[start..end] {
-            *b = leet(*b).unwrap_or(*b);
-        }
-    }
-    // Only ASCII bytes were changed, and only into ASCII bytes, so the
-    // UTF-8 structure is intact.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// The full normal form used by the injection matcher.
-pub(crate) fn normalize(text: &str) -> String {
+/// The full normal form used by the injection matcher, as bytes: UTF-8,
+/// since only ASCII bytes were changed and only into ASCII bytes.
+#[inline(never)]
+pub(crate) fn normalize_bytes(text: &str) -> Vec<u8> {
     let mut folded = if text.is_ascii() {
-        text.to_owned()
+        text.as_bytes().to_vec()
     } else {
-        unicode_fold(text)
+        unicode_fold(text).into_bytes()
     };
     folded.make_ascii_lowercase();
-    fold_leet_words(folded)
+    fold_leet_words(&mut folded);
+    folded
+}
+
+/// [`normalize_bytes`] as a string.
+#[cfg(test)]
+pub(crate) fn normalize(text: &str) -> String {
+    String::from_utf8(normalize_bytes(text)).unwrap()
 }
 
 /// The reference normal form: the character-by-character definition the
@@ -276,6 +298,7 @@ fn strip_char(c: char, out: &mut String) {
 /// Removes invisible characters and applies compatibility folding but keeps
 /// case, for finding encoded runs (base64 is case-sensitive). Borrows when
 /// no character changes (ASCII, CJK and other NFKC-stable text).
+#[inline(never)]
 fn strip_for_decoding(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     let mut out: Option<String> = None;
@@ -337,17 +360,14 @@ fn compile(pattern: &str) -> Regex {
 
 /// Whether decoded bytes look like natural-language text worth screening.
 fn looks_like_text(s: &str) -> bool {
-    let total = s.chars().count();
-    if total < 8 {
-        return false;
+    let (mut total, mut printable, mut letters, mut spaces) = (0usize, 0usize, 0usize, 0usize);
+    for c in s.chars() {
+        total += 1;
+        printable += usize::from(!c.is_control() || matches!(c, '\n' | '\r' | '\t'));
+        letters += usize::from(c.is_alphabetic());
+        spaces += usize::from(c.is_whitespace());
     }
-    let printable = s
-        .chars()
-        .filter(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
-        .count();
-    let letters = s.chars().filter(|c| c.is_alphabetic()).count();
-    let spaces = s.chars().filter(|c| c.is_whitespace()).count();
-    printable * 100 >= total * 95 && letters * 2 >= total && spaces >= 1
+    total >= 8 && printable * 100 >= total * 95 && letters * 2 >= total && spaces >= 1
 }
 
 fn decode_base64(run: &str) -> Option<String> {
@@ -422,12 +442,12 @@ fn run_str<'t>(text: &'t str, m: &regex::bytes::Match<'_>) -> &'t str {
 }
 
 fn is_base64_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-')
+    BASE64[usize::from(b)]
 }
 
 /// Bytes a hex run can hold: digits and the `\x` / space separators.
 fn is_hex_stretch_byte(b: u8) -> bool {
-    b.is_ascii_hexdigit() || matches!(b, b' ' | b'\\' | b'x')
+    HEX_STRETCH[usize::from(b)]
 }
 
 /// `\s` of the (ASCII) run patterns.
@@ -484,6 +504,7 @@ fn hex_possible(bytes: &[u8]) -> bool {
 /// more, with up to two `=` after them (what `[A-Za-z0-9+/_-]{16,}={0,2}`
 /// finds, leftmost-first), found by [`long_runs`]; the percent and hex
 /// patterns run only when a cheap necessary condition holds.
+#[inline(never)]
 pub(crate) fn decoded_runs(text: &str, limits: Limits) -> Vec<String> {
     let text = strip_for_decoding(text);
     let bytes = text.as_bytes();

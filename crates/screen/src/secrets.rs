@@ -16,7 +16,7 @@
 use std::net::Ipv6Addr;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, Input as AcInput, MatchKind};
 use base64::Engine as _;
 use regex_automata::util::{pool::Pool, syntax};
 use regex_automata::{meta, Anchored, Input};
@@ -277,8 +277,20 @@ fn ipv4_seed(run: &[u8]) -> bool {
 fn ipv6_class(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b':' | b'%' | b'.' | b'/')
 }
+/// A validated address starts at the run start or after `%`, `.` or `/`
+/// (the validator refuses one after a letter, digit or colon) with hex
+/// digits and colons holding two colons (`(?:[0-9A-Fa-f]{0,4}:){2,7}`).
 fn ipv6_seed(run: &[u8]) -> bool {
-    run.iter().filter(|b| **b == b':').count() >= 2
+    (0..run.len())
+        .filter(|&i| i == 0 || matches!(run[i - 1], b'%' | b'.' | b'/'))
+        .any(|i| {
+            run[i..]
+                .iter()
+                .take_while(|b| b.is_ascii_hexdigit() || **b == b':')
+                .filter(|b| **b == b':')
+                .count()
+                >= 2
+        })
 }
 fn phone_class(b: u8) -> bool {
     b.is_ascii_digit() || matches!(b, b' ' | b'.' | b'-' | b'(' | b')' | b'+')
@@ -387,11 +399,18 @@ const SPECS: &[Spec] = &[
 
 fn shannon_entropy(s: &str) -> f64 {
     let mut counts = [0u32; 256];
+    let (mut lo, mut hi) = (usize::MAX, 0);
     for b in s.bytes() {
-        counts[usize::from(b)] += 1;
+        let b = usize::from(b);
+        counts[b] += 1;
+        lo = lo.min(b);
+        hi = hi.max(b);
     }
     let n = s.len() as f64;
+    // Only the byte values present, in ascending order (as over all 256).
     counts
+        .get(lo..=hi)
+        .unwrap_or_default()
         .iter()
         .filter(|c| **c > 0)
         .map(|&c| {
@@ -664,8 +683,9 @@ fn high_entropy(text: &str, start: usize, end: usize) -> bool {
         return false;
     }
     let wordy = t
-        .split(['_', '-'])
-        .filter(|seg| seg.len() >= 3 && seg.chars().all(|c| c.is_ascii_alphabetic()))
+        .as_bytes()
+        .split(|b| *b == b'_' || *b == b'-')
+        .filter(|seg| seg.len() >= 3 && seg.iter().all(u8::is_ascii_alphabetic))
         .count();
     if wordy >= 2 {
         return false;
@@ -1007,13 +1027,17 @@ type CacheFn = Box<dyn Fn() -> Vec<meta::Cache> + Send + Sync + UnwindSafe + Ref
 /// The compiled detector table.
 pub(crate) struct SecretScanner {
     detectors: Vec<Detector>,
-    /// Anchor literals of two or more bytes, case-insensitive.
+    /// Anchor literals of two or more bytes (lowercase), leftmost-longest,
+    /// searched in the lowercased text with the SIMD prefilter.
     anchors: AhoCorasick,
-    /// Literal id of each `anchors` pattern.
-    anchor_ids: Vec<usize>,
-    /// One-byte anchor literals (quotes, `@`…) and their ids: searched with
-    /// a byte search, as they are too common to report one by one.
+    /// Per `anchors` pattern: the literal ids of it and of every literal
+    /// that is a prefix of it (they occur where it occurs).
+    anchor_masks: Vec<u128>,
+    /// One-byte anchor literals (quotes, `@`…) and their ids: only their
+    /// presence is needed, which a byte search ends at the first one.
     single: Vec<(u8, usize)>,
+    /// Detectors gated by runs around digits; they share one digit search.
+    digit_runs: Vec<usize>,
     /// Regex caches, one per detector, per concurrent caller.
     caches: Pool<Vec<meta::Cache>, CacheFn>,
 }
@@ -1124,44 +1148,74 @@ impl SecretScanner {
             });
         }
         let mut single = Vec::new();
-        let mut multi = Vec::new();
-        let mut anchor_ids = Vec::new();
+        let mut multi: Vec<&str> = Vec::new();
+        let mut multi_ids = Vec::new();
         for (id, lit) in literals.iter().enumerate() {
             match lit.as_bytes() {
                 [b] => single.push((*b, id)),
                 _ => {
-                    multi.push(lit.as_str());
-                    anchor_ids.push(id);
+                    multi.push(lit);
+                    multi_ids.push(id);
                 }
             }
         }
+        let anchor_masks = multi
+            .iter()
+            .map(|lit| {
+                multi
+                    .iter()
+                    .zip(&multi_ids)
+                    .filter(|(other, _)| lit.starts_with(**other))
+                    .fold(0u128, |mask, (_, id)| mask | 1u128 << id)
+            })
+            .collect();
         let anchors = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            // The literals start with too many different bytes for a
-            // prefilter to skip much; measured faster without one.
-            .prefilter(false)
+            .match_kind(MatchKind::LeftmostLongest)
             .build(&multi)
             .map_err(|e| ScreenError::Pattern(e.to_string()))?;
+        let digit_runs = (0..detectors.len())
+            .filter(|&i| {
+                matches!(
+                    detectors[i].check,
+                    Check::Runs {
+                        trigger: Trigger::Digit,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        if detectors.len() > MAX_DETECTORS {
+            return Err(ScreenError::Pattern("too many detectors".into()));
+        }
         let regexes: Vec<meta::Regex> = detectors.iter().map(|d| d.regex.clone()).collect();
         let create: CacheFn =
             Box::new(move || regexes.iter().map(meta::Regex::create_cache).collect());
         Ok(SecretScanner {
             detectors,
             anchors,
-            anchor_ids,
+            anchor_masks,
             single,
+            digit_runs,
             caches: Pool::new(create),
         })
     }
 
-    /// All non-overlapping matches in `text`, sorted by start offset.
-    pub(crate) fn scan(&self, text: &str) -> Vec<SecretMatch> {
-        let bytes = text.as_bytes();
+    /// Which anchor literals occur in `bytes` (bit = literal id), ASCII
+    /// case-insensitively. Every start position of a literal is visited:
+    /// a leftmost-longest search, restarted one byte after each match
+    /// start, reports the longest literal at each such position, and the
+    /// others there are its prefixes.
+    #[inline(never)]
+    fn present(&self, bytes: &[u8]) -> u128 {
+        let lower = bytes.to_ascii_lowercase();
         let mut present = 0u128;
-        for m in self.anchors.find_overlapping_iter(bytes) {
-            present |= 1u128 << self.anchor_ids[m.pattern().as_usize()];
+        let mut at = 0;
+        while let Some(m) = self
+            .anchors
+            .find(AcInput::new(&lower).span(at..lower.len()))
+        {
+            present |= self.anchor_masks[m.pattern().as_usize()];
+            at = m.start() + 1;
         }
         for &(b, id) in &self.single {
             if bytes.contains(&b)
@@ -1170,61 +1224,107 @@ impl SecretScanner {
                 present |= 1u128 << id;
             }
         }
+        present
+    }
+
+    /// All non-overlapping matches in `text`, sorted by start offset.
+    pub(crate) fn scan(&self, text: &str) -> Vec<SecretMatch> {
+        let bytes = text.as_bytes();
+        let present = self.present(bytes);
         let mut caches = self.caches.get();
         let mut found = Vec::new();
-        for (det, cache) in self.detectors.iter().zip(caches.iter_mut()) {
+        // Per detector: where its previous match ended (see `search`).
+        let mut last_end = [0usize; MAX_DETECTORS];
+        for (i, (det, cache)) in self.detectors.iter().zip(caches.iter_mut()).enumerate() {
+            let last_end = &mut last_end[i];
             match det.check {
                 Check::Anchors(ref groups) => {
                     if groups.iter().all(|g| g & present != 0) {
-                        det.search(cache, text, 0..bytes.len(), &mut 0, &mut found);
+                        det.search(cache, text, 0..bytes.len(), last_end, &mut found);
                     }
                 }
                 Check::Runs {
-                    ref class,
-                    seed,
-                    pad,
-                    trigger,
-                } => {
-                    let mut last_end = 0;
-                    let mut run = |start: usize, end: usize| {
-                        if seed(&bytes[start..end]) {
-                            let window = start.saturating_sub(pad)..(end + pad).min(bytes.len());
-                            det.search(cache, text, window, &mut last_end, &mut found);
-                        }
-                    };
-                    if let Trigger::MinLen(min_len) = trigger {
+                    ref class, trigger, ..
+                } => match trigger {
+                    Trigger::MinLen(min_len) => {
                         let in_class = |b: u8| class[usize::from(b)];
                         long_runs(bytes, in_class, min_len, |start, end| {
-                            run(start, end);
+                            det.search_run(cache, text, start..end, last_end, &mut found);
                             true
                         });
-                        continue;
                     }
-                    let mut from = 0;
-                    while from < bytes.len() {
-                        let next = match trigger {
-                            Trigger::Digit => find_digit(&bytes[from..]),
-                            Trigger::Byte(t) => find_byte(t, &bytes[from..]),
-                            Trigger::MinLen(_) => None,
-                        };
-                        let Some(k) = next else {
-                            break;
-                        };
-                        let (start, end) = run_around(bytes, from + k, class);
-                        run(start, end);
-                        from = end;
+                    Trigger::Byte(t) => {
+                        let mut from = 0;
+                        while let Some(k) = find_byte(t, &bytes[from..]) {
+                            let (start, end) = run_around(bytes, from + k, class);
+                            det.search_run(cache, text, start..end, last_end, &mut found);
+                            from = end;
+                        }
+                    }
+                    // Below, sharing one digit search.
+                    Trigger::Digit => {}
+                },
+            }
+        }
+        // Every digit detector's class holds the digits, so each digit lies
+        // in one run per detector; a run is handled at its first digit.
+        let mut done_until = [0usize; MAX_DETECTORS];
+        let mut from = 0;
+        while !self.digit_runs.is_empty() {
+            let Some(k) = find_digit(&bytes[from..]) else {
+                break;
+            };
+            let at = from + k;
+            let mut next = usize::MAX;
+            for &i in &self.digit_runs {
+                let det = &self.detectors[i];
+                if at >= done_until[i] {
+                    if let Check::Runs { ref class, .. } = det.check {
+                        let (start, end) = run_around(bytes, at, class);
+                        done_until[i] = end;
+                        det.search_run(
+                            &mut caches[i],
+                            text,
+                            start..end,
+                            &mut last_end[i],
+                            &mut found,
+                        );
                     }
                 }
+                next = next.min(done_until[i]);
             }
+            from = next.max(at + 1);
         }
         resolve_overlaps(found)
     }
 }
 
+/// Most detectors a scanner holds (fixed-size per-scan state).
+const MAX_DETECTORS: usize = 32;
+
 impl Detector {
+    /// Searches the run `bytes[run]` of a run-gated detector when its seed
+    /// holds, widened by its context bytes.
+    fn search_run(
+        &self,
+        cache: &mut meta::Cache,
+        text: &str,
+        run: std::ops::Range<usize>,
+        last_end: &mut usize,
+        found: &mut Vec<SecretMatch>,
+    ) {
+        if let Check::Runs { seed, pad, .. } = self.check {
+            if seed(&text.as_bytes()[run.clone()]) {
+                let window = run.start.saturating_sub(pad)..(run.end + pad).min(text.len());
+                self.search(cache, text, window, last_end, found);
+            }
+        }
+    }
+
     /// Runs the regex over `window` of `text` (the whole text stays the
     /// look-around context), continuing after the previous match's end as
     /// one pass over the whole text would, and keeps validated matches.
+    #[inline(never)]
     fn search(
         &self,
         cache: &mut meta::Cache,
@@ -1411,6 +1511,36 @@ mod tests {
             let text = parts.concat();
             let scanner = S.get_or_init(|| SecretScanner::new(&SecretKind::ALL).unwrap());
             proptest::prop_assert_eq!(scanner.scan(&text), reference_scan(&text));
+        }
+    }
+
+    #[test]
+    fn gated_scan_equals_reference_scan_on_long_texts() {
+        // Secrets at every offset around the middle of long filler, in
+        // either case: the anchor search and the run triggers must not
+        // depend on where in a text a secret sits.
+        let scanner = SecretScanner::new(&SecretKind::ALL).unwrap();
+        let secrets = [
+            "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",
+            r#"DB_PASSWORD = "s3cr3t-Pa55""#,
+            "postgres://app:hunter2hunter@db.internal:5432/app",
+            "curl -u elastic:P@ssw0rd$1x https://localhost:9200",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.dozjgNryP4J3jVmNHl0w5N",
+            "https://hooks.slack.com/services/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",
+            "AKIAZ7QWERTYUIOP1234 and 2001:db8::1 and 4111 1111 1111 1111",
+        ];
+        for secret in secrets {
+            for text in [secret.to_owned(), secret.to_ascii_uppercase()] {
+                for pad in 100..140 {
+                    let filler: String = "lorem ipsum dolor sit amet "
+                        .chars()
+                        .cycle()
+                        .take(pad)
+                        .collect();
+                    let long = format!("{filler} {text}{}", " dolor".repeat(20));
+                    assert_eq!(scanner.scan(&long), reference_scan(&long), "{long}");
+                }
+            }
         }
     }
 
