@@ -593,7 +593,7 @@ impl Audit {
             chunk_start: 0,
             nodes: Vec::new(),
             checkpoint_error: None,
-            refs: CrossRefs::default(),
+            refs: CrossRefs::with_room(size),
         })
     }
 

@@ -101,6 +101,18 @@ pub(super) struct CrossRefs {
 }
 
 impl CrossRefs {
+    /// Room for the claims of a ledger of `entries`, reserved up front: growing by
+    /// doubling copies the claims and zeroes twice the memory they end up in. Past a
+    /// few million entries it grows as usual, so a huge ledger reserves no more.
+    pub(super) fn with_room(entries: u64) -> CrossRefs {
+        let claims = entries.min(1 << 22) as usize;
+        CrossRefs {
+            claims: Vec::with_capacity(claims),
+            ids: String::with_capacity(claims * 24),
+            ..CrossRefs::default()
+        }
+    }
+
     /// Reads entry `index`'s claim. `strict` parses the whole entry as a sealgate
     /// [`Entry`] and requires RFC 8785 canonical form.
     pub(super) fn read(&mut self, index: u64, bytes: &[u8], strict: bool) {
