@@ -11,11 +11,15 @@
 //! see [`DETECT_SECRETS_MAP`], [`GITLEAKS_MAP`] and [`PRESIDIO_MAP`]; a row
 //! whose detector is not mapped is counted under `not_covered` and scored
 //! nowhere. detect-secrets and gitleaks rows are scored per row (did any
-//! mapped type fire on the text?); Presidio rows per span, where a predicted
-//! span counts when it overlaps an expected one (offsets in code points).
+//! mapped type fire on the text? for the detectors in [`SPAN_FILTERS`], a
+//! span of it that the filter keeps); Presidio rows per span, where a
+//! predicted span counts when it overlaps an expected one (offsets in code
+//! points), and rows that give a count without spans take that many
+//! predictions as found.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use serde_json::{json, Map, Value};
@@ -206,6 +210,76 @@ pub const GITLEAKS_MAP: &[(&str, &[SecretKind])] = &[
     ),
 ];
 
+/// Detectors and rules that are about a narrower thing than the type they
+/// map to: their rows are scored on the spans of that type the filter
+/// keeps. detect-secrets' `ip_public` is a public-address detector (its
+/// negatives are private, loopback and link-local addresses, which
+/// Presidio labels as IP addresses); gitleaks has one Anthropic rule for
+/// API keys and one for admin keys, each with the other's keys among its
+/// negatives.
+pub const SPAN_FILTERS: &[(&str, SpanFilter)] = &[
+    ("ip_public", is_public_ip),
+    ("anthropic-api-key", is_anthropic_api_key),
+    ("anthropic-admin-api-key", is_anthropic_admin_key),
+];
+
+/// Keeps the spans (their text) a row is scored on.
+pub type SpanFilter = fn(&str) -> bool;
+
+fn is_anthropic_api_key(span: &str) -> bool {
+    span.starts_with("sk-ant-api")
+}
+
+fn is_anthropic_admin_key(span: &str) -> bool {
+    span.starts_with("sk-ant-admin")
+}
+
+/// Whether an address span (optionally with `/prefix` or `%zone`) is
+/// globally routable: not private, loopback, link-local, shared (CGN),
+/// benchmarking, documentation, multicast, reserved or unspecified.
+pub fn is_public_ip(span: &str) -> bool {
+    let addr = span.split('/').next().unwrap_or(span);
+    let addr = addr.split('%').next().unwrap_or(addr);
+    match addr.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => is_public_v4(v4),
+        Ok(IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| is_public_v6(v6), is_public_v4),
+        Err(_) => false,
+    }
+}
+
+fn is_public_v4(a: Ipv4Addr) -> bool {
+    let [o0, o1, _, _] = a.octets();
+    !(a.is_private()
+        || a.is_loopback()
+        || a.is_link_local()
+        || a.is_broadcast()
+        || a.is_documentation()
+        || a.is_multicast()
+        || o0 == 0
+        || o0 >= 240
+        || (o0 == 100 && (64..=127).contains(&o1))
+        || (o0 == 198 && (18..=19).contains(&o1)))
+}
+
+fn is_public_v6(a: Ipv6Addr) -> bool {
+    let s = a.segments();
+    !(a.is_loopback()
+        || a.is_unspecified()
+        || a.is_multicast()
+        || (s[0] & 0xfe00) == 0xfc00
+        || (s[0] & 0xffc0) == 0xfe80
+        || (s[0] == 0x2001 && s[1] == 0x0db8))
+}
+
+fn span_filter(name: &str) -> Option<SpanFilter> {
+    SPAN_FILTERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
+}
+
 /// Presidio entity type → our type.
 pub const PRESIDIO_MAP: &[(&str, SecretKind)] = &[
     ("EMAIL_ADDRESS", SecretKind::Email),
@@ -271,9 +345,11 @@ fn row_level(
             *not_covered.entry(name.to_owned()).or_default() += 1;
             continue;
         };
+        let filter = span_filter(name);
         let found: Vec<SecretKind> = screener
             .find_secrets(text)
             .into_iter()
+            .filter(|m| filter.is_none_or(|f| f(&text[m.start..m.end])))
             .map(|m| m.kind)
             .collect();
         let hit = found.iter().any(|k| kinds.contains(k));
@@ -359,11 +435,22 @@ fn presidio(
             .iter()
             .filter(|e| predicted.iter().any(|p| overlaps(*p, **e)))
             .count() as u64;
-        let fn_ = expected.len() as u64 - tp;
-        let fp = predicted
+        let mut fn_ = expected.len() as u64 - tp;
+        let mut fp = predicted
             .iter()
             .filter(|p| !expected.iter().any(|e| overlaps(**p, *e)))
             .count() as u64;
+        // A few rows give a count without spans ("one address in this
+        // text"): predictions outside the listed spans fill that count.
+        let unlisted = row
+            .get("expected_count")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            .saturating_sub(expected.len() as u64);
+        let counted = unlisted.min(fp);
+        let tp = tp + counted;
+        fp -= counted;
+        fn_ += unlisted - counted;
         for c in [
             local.entry(kind.as_str()).or_default(),
             by_kind.entry(kind.as_str()).or_default(),
@@ -465,6 +552,61 @@ mod tests {
             injection_report("".as_bytes(), &screener()),
             Err(EvalError::Empty)
         ));
+    }
+
+    #[test]
+    fn public_addresses() {
+        for public in [
+            "133.133.133.133",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(is_public_ip(public), "{public}");
+        }
+        for private in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "192.0.2.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "fe80::1%eth0",
+            "fd00::1",
+            "2001:db8::1",
+            "::ffff:10.0.0.1",
+            "10.0.0.0/8",
+            "not an address",
+        ] {
+            assert!(!is_public_ip(private), "{private}");
+        }
+    }
+
+    #[test]
+    fn presidio_rows_with_a_count_but_no_spans_count_predictions() {
+        let dir = std::env::temp_dir().join(format!("sealgate-eval-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rows = [
+            r#"{"text": "2001:db8::1", "expected_count": 1, "expected_spans": [], "entity_types": ["IP_ADDRESS"]}"#,
+            r#"{"text": "no address", "expected_count": 1, "expected_spans": [], "entity_types": ["IP_ADDRESS"]}"#,
+            r#"{"text": "a 10.0.0.1 b", "expected_count": 0, "expected_spans": [], "entity_types": ["IP_ADDRESS"]}"#,
+        ];
+        std::fs::write(
+            dir.join("presidio_analyzer_recognizer_tests.jsonl"),
+            rows.join("\n"),
+        )
+        .unwrap();
+        let report = secrets_report(&dir, &screener());
+        std::fs::remove_dir_all(&dir).unwrap();
+        let ip = &report["by_type"]["ip_address"];
+        assert_eq!(
+            (ip["tp"].as_u64(), ip["fp"].as_u64(), ip["fn"].as_u64()),
+            (Some(1), Some(1), Some(1))
+        );
     }
 
     #[test]

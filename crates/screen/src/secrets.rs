@@ -225,7 +225,19 @@ const CREDENTIAL_WORDS: &[&str] = &[
     "token",
     "credential",
 ];
-const BARE_CREDENTIAL_WORDS: &[&str] = &["pass", "pwd", "secret", "api_key", "apikey", "token"];
+const BARE_CREDENTIAL_WORDS: &[&str] = &[
+    "pass",
+    "pwd",
+    "secret",
+    "api_key",
+    "apikey",
+    "access_key",
+    "accesskey",
+    "private_key",
+    "privatekey",
+    "token",
+    "credential",
+];
 
 fn aws_id_class(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'/' || b == b'+'
@@ -340,7 +352,7 @@ const SPECS: &[Spec] = &[
     Spec { kind: SecretKind::StripeKey, group: 0, validate: not_placeholder_token,
         gate: Gate::Anchors(&[&["sk_live_", "sk_test_", "sk_prod_", "rk_live_", "rk_test_", "rk_prod_"]]),
         pattern: r"\b(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,247}\b" },
-    Spec { kind: SecretKind::AnthropicKey, group: 0, validate: not_placeholder_token,
+    Spec { kind: SecretKind::AnthropicKey, group: 0, validate: anthropic_key,
         gate: Gate::Anchors(&[&["sk-ant-"]]),
         pattern: r"\bsk-ant-(?:api|admin|sid)\d{2}-[A-Za-z0-9_-]{80,}" },
     Spec { kind: SecretKind::OpenaiKey, group: 0, validate: not_placeholder_token,
@@ -352,15 +364,25 @@ const SPECS: &[Spec] = &[
     Spec { kind: SecretKind::UrlPassword, group: 1, validate: curl_password,
         gate: Gate::Anchors(&[&["curl"], &["-u"]]),
         pattern: r#"\bcurl\b(?s:.){0,300}?\s(?:-u|--user)\s+["']?[^\s:"']{0,64}["']?:["']?([^\s"']{1,128})"# },
+    // `curl -u TOKEN:` (empty password): the user part is the credential,
+    // as with Stripe, Mailgun or Elastic API keys.
+    Spec { kind: SecretKind::UrlPassword, group: 1, validate: curl_token_user,
+        gate: Gate::Anchors(&[&["curl"], &["-u"]]),
+        pattern: r#"\bcurl\b(?s:.){0,300}?\s(?:-u|--user)\s+["']?([^\s:"']{6,128}):["']?(?:\s|$)"# },
     Spec { kind: SecretKind::Password, group: 1, validate: assigned_value,
         gate: Gate::Anchors(&[CREDENTIAL_WORDS, QUOTES]),
-        pattern: r#"(?i)(?:pass|pwd|secret|api_?key|apikey|access_?key|private_?key|token|credential)[a-z0-9_]{0,30}["'`\]]?[ \t]*(?::=|=>|!==?|===?|=|:|[ \t])[ \t]*@?["'`]([^"'`\n]{1,200})["'`]"# },
+        pattern: r#"(?i)(?:pass|pwd|secret|api_?key|apikey|access_?key|private_?key|token|credential)[a-z0-9_]{0,30}(?:\[\d*\])?["'`\]]?[ \t]*(?::=|=>|!==?|===?|=|:|[ \t])[ \t]*@?["'`]([^"'`\n]{1,200})["'`]"# },
+    // A credential name and its value as two quoted arguments:
+    // `getenv("API_TOKEN", "…")`, `config.get('password', '…')`.
+    Spec { kind: SecretKind::Password, group: 1, validate: argument_value,
+        gate: Gate::Anchors(&[CREDENTIAL_WORDS, QUOTES]),
+        pattern: r#"(?i)["'`][a-z0-9_.-]{0,30}(?:pass|pwd|secret|api_?key|apikey|access_?key|private_?key|token|credential)[a-z0-9_.-]{0,30}["'`][ \t]*,[ \t]*["'`]([^"'`\n]{6,200})["'`]"# },
     Spec { kind: SecretKind::Password, group: 1, validate: compared_value,
         gate: Gate::Anchors(&[&["!=", "=="], QUOTES]),
         pattern: r#"["'`]([^"'`\n]{1,200})["'`][ \t]*(?:!==?|===?)[ \t]*[A-Za-z_][A-Za-z0-9_]{0,40}"# },
     Spec { kind: SecretKind::Password, group: 1, validate: assigned_bare_value,
         gate: Gate::Anchors(&[BARE_CREDENTIAL_WORDS]),
-        pattern: r#"(?i)(?:pass|pwd|secret|api_?key|apikey|token)[a-z0-9_]{0,30}["'\]]?[ \t]*(?::=|=|:)[ \t]*([^\s"'`,;]{6,200})"# },
+        pattern: r#"(?i)(?:pass|pwd|secret|api_?key|apikey|access_?key|private_?key|token|credential)[a-z0-9_]{0,30}(?:\[\d*\])?["'\]]?[ \t]*(?::=|=|:)[ \t]*([^\s"'`,;]{6,200})"# },
     Spec { kind: SecretKind::Iban, group: 0, validate: iban,
         gate: Gate::Runs { class: iban_class, seed: iban_seed, pad: 0,
             trigger: Trigger::Digit },
@@ -384,7 +406,9 @@ const SPECS: &[Spec] = &[
     Spec { kind: SecretKind::IpAddress, group: 0, validate: ipv6,
         gate: Gate::Runs { class: ipv6_class, seed: ipv6_seed, pad: 0,
             trigger: Trigger::Byte(b':') },
-        pattern: r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?:%[A-Za-z0-9]+)?(?:/\d{1,3})?" },
+        // The dotted tail first: `…:129.144.52.38` is one address, not
+        // `…:129` and a rest; a prefix length must end at a word boundary.
+        pattern: r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?:%[A-Za-z0-9]+)?(?:/\d{1,3}\b)?" },
     Spec { kind: SecretKind::PhoneNumber, group: 0, validate: phone,
         gate: Gate::Runs { class: phone_class, seed: phone_seed, pad: 0,
             trigger: Trigger::Digit },
@@ -455,10 +479,11 @@ pub(crate) fn is_placeholder(value: &str) -> bool {
     if fill * 2 >= v.chars().count() {
         return true;
     }
-    let mut distinct = alnum.clone();
+    // Symbols count as variety too: `A,.:-¨@*¿?!` is a password.
+    let mut distinct: Vec<char> = v.chars().filter(|c| !c.is_whitespace()).collect();
     distinct.sort_unstable();
     distinct.dedup();
-    distinct.len() < 3
+    distinct.len() < 3 || alnum.is_empty()
 }
 
 /// Whether `v` holds `len` or more consecutive ascending characters
@@ -482,13 +507,20 @@ fn has_sequence_run(v: &str, len: usize) -> bool {
 /// starts at `pos` (skipping quotes, spaces and operators), e.g.
 /// `db_password` in `db_password = "…"`.
 fn key_before(text: &str, pos: usize) -> &str {
-    let trimmed = text[..pos].trim_end_matches(|c: char| {
+    let operators = |c: char| {
         c.is_whitespace()
             || matches!(
                 c,
                 '"' | '\'' | '`' | '@' | ':' | '=' | '>' | '!' | ']' | '['
             )
-    });
+    };
+    let mut trimmed = text[..pos].trim_end_matches(operators);
+    // A C array size: `secret[25] = "…"`.
+    if let Some(open) = trimmed.rfind('[') {
+        if open + 1 < trimmed.len() && trimmed[open + 1..].bytes().all(|b| b.is_ascii_digit()) {
+            trimmed = trimmed[..open].trim_end_matches(operators);
+        }
+    }
     let start = trimmed
         .char_indices()
         .rev()
@@ -568,25 +600,83 @@ fn jwt_header(text: &str, start: usize, end: usize) -> bool {
             .any(|k| trimmed.windows(k.len()).any(|w| w == *k))
 }
 
+/// A value inside `{…}`, `<…>` or `[…]`: the inside, and whether it is a
+/// name (letters, `_`, `-`, `.`, spaces) rather than a value, as in the
+/// placeholders `{password}`, `<API token>`, `[PASSWORD]`.
+fn unwrap_template(v: &str) -> (&str, bool) {
+    let inner = [('{', '}'), ('<', '>'), ('[', ']')]
+        .iter()
+        .find_map(|(open, close)| v.strip_prefix(*open)?.strip_suffix(*close));
+    match inner {
+        Some(inner) => {
+            let inner = inner.trim_matches(['{', '}', ' ']);
+            let name = inner
+                .chars()
+                .all(|c| c.is_alphabetic() || matches!(c, '_' | '-' | '.' | ' ' | ':' | '$'));
+            (inner, name)
+        }
+        None => (v, false),
+    }
+}
+
 fn url_password(text: &str, start: usize, end: usize) -> bool {
     let pw = &text[start..end];
-    !pw.starts_with('$')
-        && !pw.starts_with('{')
-        && !pw.starts_with('<')
-        && !pw.starts_with('[')
-        && !pw.starts_with('%')
+    if pw.starts_with('$') || pw.starts_with('%') {
+        // `$PASSWORD`, `${…}`, `$(…)`, `%PASSWORD%`: a reference.
+        return false;
+    }
+    if pw.starts_with(['{', '<', '[']) {
+        // A template, unless what is inside is a value: `{ZqL5kVrX1n8tA2}`.
+        let (inner, name) = unwrap_template(pw);
+        return !name && inner != pw && !is_placeholder(inner) && shannon_entropy(inner) >= 2.5;
+    }
+    true
 }
 
 fn curl_password(text: &str, start: usize, end: usize) -> bool {
-    let pw = &text[start..end];
+    if !url_password(text, start, end) {
+        return false;
+    }
+    // `{ZqL5kVrX1n8tA2}`: judge what is inside (a name inside was refused).
+    let (pw, _) = unwrap_template(&text[start..end]);
     let bare = pw.trim_end_matches(['>', '"', '\'', ']']);
-    url_password(text, start, end)
-        && !NON_SECRET_VALUES.contains(&bare.to_ascii_lowercase().as_str())
+    !NON_SECRET_VALUES.contains(&bare.to_ascii_lowercase().as_str())
         && pw.len() >= 6
         && !pw.contains("${")
         && !pw.contains("$(")
         && !is_placeholder(pw)
         && shannon_entropy(pw) >= 2.5
+}
+
+/// `curl -u TOKEN:`: the user part, when it looks like a credential rather
+/// than a user name (digits, mixed case or symbols, and entropy).
+fn curl_token_user(text: &str, start: usize, end: usize) -> bool {
+    curl_password(text, start, end) && looks_like_credential(&text[start..end])
+}
+
+/// Anthropic keys. The exact format (`sk-ant-api03-` or `sk-ant-admin01-`,
+/// 93 characters, then `AA`) is evidence enough that hand-made look of a
+/// sample (`abc123…`) does not make it a placeholder; only fills of one
+/// character are refused. Other lengths are judged like vendor tokens.
+fn anthropic_key(text: &str, start: usize, end: usize) -> bool {
+    let token = &text[start..end];
+    let exact = ["sk-ant-api03-", "sk-ant-admin01-"].iter().any(|prefix| {
+        token.strip_prefix(prefix).is_some_and(|body| {
+            body.len() == 95
+                && body.ends_with("AA")
+                && body
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+    });
+    if exact {
+        let body = &token[token.len() - 95..token.len() - 2];
+        let mut distinct: Vec<u8> = body.bytes().filter(u8::is_ascii_alphanumeric).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        return distinct.len() >= 8;
+    }
+    not_placeholder_token(text, start, end)
 }
 
 const NON_SECRET_VALUES: &[&str] = &[
@@ -613,27 +703,84 @@ const NON_SECRET_VALUES: &[&str] = &[
     "empty",
 ];
 
+/// Whether the quoted value at `start..end` is closed by the quote that
+/// opened it (`"…'` is not a string literal).
+fn same_quotes(text: &str, start: usize, end: usize) -> bool {
+    let bytes = text.as_bytes();
+    match (start.checked_sub(1).map(|i| bytes[i]), bytes.get(end)) {
+        (Some(open), Some(&close)) => !matches!(open, b'"' | b'\'' | b'`') || open == close,
+        _ => true,
+    }
+}
+
 fn assigned_value(text: &str, start: usize, end: usize) -> bool {
-    is_credential_key(key_before(text, start)) && plausible_value(&text[start..end])
+    is_credential_key(key_before(text, start))
+        && same_quotes(text, start, end)
+        && !c_char_literal(text, start)
+        && plausible_value(&text[start..end])
+}
+
+/// `name[] = '…'` or `name[25] = '…'`: an array declaration is C-family
+/// syntax, where single quotes delimit a character, not a string.
+fn c_char_literal(text: &str, start: usize) -> bool {
+    let before = &text[..start];
+    before.ends_with('\'')
+        && before[..before.len() - 1]
+            .trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '=' | ':' | '@'))
+            .ends_with(']')
 }
 
 fn compared_value(text: &str, start: usize, end: usize) -> bool {
-    is_credential_key(key_after(text, end + 1)) && plausible_value(&text[start..end])
+    is_credential_key(key_after(text, end + 1))
+        && same_quotes(text, start, end)
+        && plausible_value(&text[start..end])
 }
 
+/// `("api_token", "…")`: the quoted name before the comma must be a
+/// credential name, and the value must look like a credential.
+fn argument_value(text: &str, start: usize, end: usize) -> bool {
+    let before = text[..start].trim_end_matches(['"', '\'', '`']);
+    let before = before
+        .trim_end()
+        .strip_suffix(',')
+        .unwrap_or(before)
+        .trim_end();
+    let key = before.trim_end_matches(['"', '\'', '`']);
+    let key_start = key
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    let v = &text[start..end];
+    is_credential_key(&key[key_start..])
+        && same_quotes(text, start, end)
+        && plausible_value(v)
+        && looks_like_credential(v)
+}
+
+/// Words that mark a value as a stand-in (`somefakekey`, `dummy-token`,
+/// `example_password`): checked as parts of assigned values.
+const STAND_IN_MARKERS: &[&str] = &[
+    "fake",
+    "dummy",
+    "example",
+    "sample",
+    "placeholder",
+    "changeme",
+];
+
 fn plausible_value(v: &str) -> bool {
+    let lower = v.to_ascii_lowercase();
     !is_placeholder(v)
         && v.chars().any(char::is_alphanumeric)
-        && !NON_SECRET_VALUES.contains(&v.to_ascii_lowercase().as_str())
+        && !NON_SECRET_VALUES.contains(&lower.as_str())
+        && !STAND_IN_MARKERS.iter().any(|m| lower.contains(m))
         && !v.chars().all(|c| c.is_ascii_digit())
 }
 
-fn assigned_bare_value(text: &str, start: usize, end: usize) -> bool {
-    let v = &text[start..end];
-    if !assigned_value(text, start, end) {
-        return false;
-    }
-    // A bare value must look like a credential, not a word, path or call.
+/// A bare value that looks like a credential rather than a word, path or
+/// call: letters with digits, mixed case or symbols, and some entropy.
+fn looks_like_credential(v: &str) -> bool {
     let has_digit = v.chars().any(|c| c.is_ascii_digit());
     let has_alpha = v.chars().any(|c| c.is_alphabetic());
     let mixed_case = v.chars().any(char::is_uppercase) && v.chars().any(char::is_lowercase);
@@ -646,7 +793,20 @@ fn assigned_bare_value(text: &str, start: usize, end: usize) -> bool {
     });
     let looks_code =
         call || v.contains("::") || v.contains("://") || v.ends_with('.') || v.starts_with('.');
-    !looks_code && has_alpha && (has_digit || mixed_case || symbol) && shannon_entropy(v) >= 2.8
+    !looks_code
+        && !v.contains(' ')
+        && has_alpha
+        && (has_digit || mixed_case || symbol)
+        && shannon_entropy(v) >= 2.8
+}
+
+fn assigned_bare_value(text: &str, start: usize, end: usize) -> bool {
+    // An unquoted right-hand side ending a statement (`passwd = expr;`)
+    // is code, not a literal.
+    if text[end..].starts_with(';') {
+        return false;
+    }
+    assigned_value(text, start, end) && looks_like_credential(&text[start..end])
 }
 
 fn high_entropy(text: &str, start: usize, end: usize) -> bool {
@@ -690,9 +850,13 @@ fn high_entropy(text: &str, start: usize, end: usize) -> bool {
     if wordy >= 2 {
         return false;
     }
-    let key = key_before(text, start).as_bytes();
-    let public = key.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(b"pub"))
-        || key.windows(6).any(|w| w.eq_ignore_ascii_case(b"public"));
+    let key = key_before(text, start);
+    let bytes = key.as_bytes();
+    let public = bytes
+        .get(..3)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"pub"))
+        || bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"public"))
+        || is_public_by_design(&snake_lower(key));
     !public && shannon_entropy(t) >= 4.2
 }
 
@@ -729,10 +893,38 @@ fn credit_card(text: &str, start: usize, end: usize) -> bool {
     if !(13..=19).contains(&d.len()) || !uniform_separators(s) || !luhn(&d) {
         return false;
     }
-    // Issuer prefixes: Visa, Mastercard, Amex, Diners, Discover, JCB,
-    // Maestro, UnionPay, and the 1/2 ranges some test numbers use.
-    let p2 = u32::from(d[0]) * 10 + u32::from(d[1]);
-    matches!(d[0], 1 | 2 | 4 | 5 | 6) || matches!(p2, 30 | 34 | 35 | 36 | 37 | 38 | 39)
+    card_issuer_length(&d)
+}
+
+/// Whether the number's length is one its issuer uses (ISO/IEC 7812 issuer
+/// ranges as published by the networks): Visa 13/16/19, Mastercard 16,
+/// Amex 15, Diners 14–19, Discover/UnionPay/JCB/Mir 16–19, Maestro 12–19,
+/// UATP 15, RuPay and Troy 16.
+fn card_issuer_length(d: &[u8]) -> bool {
+    let prefix = |n: usize| d[..n].iter().fold(0u32, |a, x| a * 10 + u32::from(*x));
+    let (p2, p3, p4, p6) = (prefix(2), prefix(3), prefix(4), prefix(6));
+    let n = d.len();
+    let lengths: &[std::ops::RangeInclusive<usize>] = match d[0] {
+        4 => &[13..=13, 16..=16, 19..=19],
+        1 => &[15..=15],
+        _ if (51..=55).contains(&p2) || (2221..=2720).contains(&p4) => &[16..=16],
+        _ if (2200..=2204).contains(&p4) => &[16..=19],
+        _ if p2 == 34 || p2 == 37 => &[15..=15],
+        _ if (300..=305).contains(&p3) || p3 == 309 || matches!(p2, 36 | 38 | 39) => &[14..=19],
+        _ if p4 == 6011
+            || (644..=649).contains(&p3)
+            || p2 == 65
+            || (622_126..=622_925).contains(&p6)
+            || p2 == 62
+            || (3528..=3589).contains(&p4) =>
+        {
+            &[16..=19]
+        }
+        _ if p2 == 50 || (56..=69).contains(&p2) => &[12..=19],
+        _ if p2 == 60 || p2 == 81 || p2 == 82 || p3 == 508 || p4 == 9792 => &[16..=16],
+        _ => &[],
+    };
+    lengths.iter().any(|r| r.contains(&n))
 }
 
 fn us_ssn(text: &str, start: usize, end: usize) -> bool {
@@ -750,8 +942,14 @@ fn us_ssn(text: &str, start: usize, end: usize) -> bool {
     if area == 0 || area == 666 || area >= 900 || group == 0 || serial == 0 {
         return false;
     }
-    // A run of one repeated digit or the canonical sequence is a sample.
-    if d.iter().all(|x| *x == d[0]) || d == [1, 2, 3, 4, 5, 6, 7, 8, 9] {
+    // A run of one repeated digit, the canonical sequence, or a number the
+    // SSA voided after it was printed as a sample (078-05-1120 in the
+    // Woolworth wallet insert, 219-09-9999 in an SSA leaflet).
+    if d.iter().all(|x| *x == d[0])
+        || d == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+        || d == [0, 7, 8, 0, 5, 1, 1, 2, 0]
+        || d == [2, 1, 9, 0, 9, 9, 9, 9, 9]
+    {
         return false;
     }
     // Unseparated nine-digit numbers are too common to report bare; keep
@@ -788,7 +986,9 @@ fn ipv4(text: &str, start: usize, end: usize) -> bool {
     let after2 = text[end..].chars().nth(1);
     // Not a piece of a longer dotted sequence (version numbers, OIDs) and
     // not glued to letters.
-    let glued_before = matches!(before, Some(c) if c.is_alphanumeric() || c == '.' || c == ':');
+    // A colon before is fine (`ip:10.0.0.1`); an IPv6 address holding this
+    // one is longer and wins the overlap.
+    let glued_before = matches!(before, Some(c) if c.is_alphanumeric() || c == '.');
     let glued_after = matches!(after, Some(c) if c.is_alphanumeric())
         || (after == Some('.') && matches!(after2, Some(c) if c.is_ascii_digit()));
     !glued_before && !glued_after
@@ -801,6 +1001,11 @@ fn ipv6(text: &str, start: usize, end: usize) -> bool {
         return false;
     }
     if matches!(text[end..].chars().next(), Some(c) if c.is_alphanumeric()) {
+        return false;
+    }
+    // `::ffff:192.168.1` stops before an incomplete dotted tail.
+    let tail = &text.as_bytes()[end..];
+    if tail.first() == Some(&b'.') && tail.get(1).is_some_and(u8::is_ascii_digit) {
         return false;
     }
     let addr = s.split('/').next().unwrap_or(s);
@@ -1393,10 +1598,8 @@ fn resolve_overlaps(mut found: Vec<SecretMatch>) -> Vec<SecretMatch> {
     kept
 }
 
-/// Name fragments of JSON object members whose string value is a credential
-/// (`{"password": "…"}`, `{"api_key": "…"}`).
-pub(crate) fn is_credential_key(key: &str) -> bool {
-    // camelCase → snake_case, then lowercase.
+/// A name in snake_case and lower case (`apiKey`, `API-KEY` → `api_key`).
+fn snake_lower(key: &str) -> String {
     let mut k = String::with_capacity(key.len() + 4);
     let mut prev_lower = false;
     for c in key.chars() {
@@ -1409,6 +1612,25 @@ pub(crate) fn is_credential_key(key: &str) -> bool {
             c => c.to_ascii_lowercase(),
         });
     }
+    k
+}
+
+/// Names (snake_case, lower case) of values that are public by design:
+/// public keys and tokens (`publicToken`, publishable keys) and
+/// anti-forgery tokens, which every page carries.
+fn is_public_by_design(k: &str) -> bool {
+    k.split('_').any(|p| {
+        matches!(
+            p,
+            "public" | "pub" | "publishable" | "csrf" | "xsrf" | "csrftoken" | "xsrftoken"
+        )
+    })
+}
+
+/// Name fragments of JSON object members whose string value is a credential
+/// (`{"password": "…"}`, `{"api_key": "…"}`).
+pub(crate) fn is_credential_key(key: &str) -> bool {
+    let k = snake_lower(key);
     let hit = [
         "password",
         "passwd",
@@ -1442,7 +1664,7 @@ pub(crate) fn is_credential_key(key: &str) -> bool {
         || k.starts_with("max_")
         || k.starts_with("num_")
         || k.contains("tokens");
-    hit && !descriptive
+    hit && !descriptive && !is_public_by_design(&k)
 }
 
 #[cfg(test)]
@@ -1734,6 +1956,184 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_with_dotted_tail_and_prefixes() {
+        let spans = |t: &str| -> Vec<String> {
+            SecretScanner::new(&SecretKind::ALL)
+                .unwrap()
+                .scan(t)
+                .into_iter()
+                .filter(|m| m.kind == SecretKind::IpAddress)
+                .map(|m| t[m.start..m.end].to_owned())
+                .collect()
+        };
+        assert_eq!(
+            spans("0:0:0:0:0:FFFF:129.144.52.38"),
+            ["0:0:0:0:0:FFFF:129.144.52.38"]
+        );
+        assert_eq!(spans("2001:db8::192.168.1.1"), ["2001:db8::192.168.1.1"]);
+        assert!(
+            spans("::ffff:192.168.1").is_empty(),
+            "incomplete dotted tail"
+        );
+        assert!(
+            spans("2001:db8::256.1.1.1").is_empty(),
+            "bad octet in the tail"
+        );
+        assert_eq!(spans("2001:db8::/9999"), ["2001:db8::"]);
+        assert_eq!(spans("fe80::1%eth0/64"), ["fe80::1%eth0/64"]);
+        // An IPv4 address after a colon: `host:addr`, or the tail of
+        // something that is not an IPv6 address.
+        assert_eq!(spans("text::ffff:192.0.2.1"), ["192.0.2.1"]);
+        assert_eq!(spans("ip:10.0.0.1"), ["10.0.0.1"]);
+        assert!(spans("std::env::var and MyClass::toString").is_empty());
+    }
+
+    #[test]
+    fn card_lengths_follow_the_issuer() {
+        let ok = |n: &str| card_issuer_length(&digits_of(n));
+        assert!(ok("4111111111111111") && ok("4222222222222"), "Visa 16, 13");
+        assert!(!ok("41111111111111"), "Visa has no 14-digit numbers");
+        assert!(ok("122000000000003"), "UATP 15");
+        assert!(!ok("1748503543012"), "UATP is 15 digits, not 13");
+        assert!(
+            ok("371449635398431") && !ok("3714496353984311"),
+            "Amex 15 only"
+        );
+        assert!(ok("30569309025904") && ok("5019717010103742") && ok("6759649826438453"));
+        assert!(ok("2221000000000009"), "Mastercard 2-series");
+        assert!(!ok("7000000000000000"), "no issuer");
+        assert!(!has("1748503543012", SecretKind::CreditCard));
+        assert!(has("my card: 122000000000003", SecretKind::CreditCard));
+    }
+
+    #[test]
+    fn voided_sample_ssns_are_not_reported() {
+        assert!(
+            !has("ssn 078-05-1120", SecretKind::UsSsn),
+            "Woolworth wallet"
+        );
+        assert!(!has("ssn 078051120", SecretKind::UsSsn));
+        assert!(!has("ssn 219-09-9999", SecretKind::UsSsn), "SSA leaflet");
+        assert!(has("ssn 078-05-1121", SecretKind::UsSsn));
+    }
+
+    #[test]
+    fn anthropic_keys_in_their_exact_format() {
+        let body93 = "abc123xyz-456def789ghij-klmnopqrstuvwx-3456yza789bcde-1234fghijklmnopby56aaaogaopaaaabc123xyz";
+        assert_eq!(body93.len(), 93);
+        assert!(has(
+            &format!("sk-ant-api03-{body93}AA"),
+            SecretKind::AnthropicKey
+        ));
+        assert!(has(
+            &format!("sk-ant-admin01-{body93}AA"),
+            SecretKind::AnthropicKey
+        ));
+        // Same body, no `AA` terminator: judged as a loose token, and its
+        // ascending runs mark it as a sample.
+        assert!(!has(
+            &format!("sk-ant-api03-{body93}BB"),
+            SecretKind::AnthropicKey
+        ));
+        let fill = "x".repeat(93);
+        assert!(!has(
+            &format!("sk-ant-api03-{fill}AA"),
+            SecretKind::AnthropicKey
+        ));
+        assert!(!has(
+            "sk-ant-api03-abc123xyz-456de-klMnopqrstuvwx-1234fghijklmnopAA",
+            SecretKind::AnthropicKey
+        ));
+    }
+
+    #[test]
+    fn curl_user_credentials() {
+        assert!(has(
+            r#"curl -u "d2LkV78zLx!t:" https://localhost:9200"#,
+            SecretKind::UrlPassword
+        ));
+        assert!(has(
+            "curl -u sk_test_4eC39HqLyjWDarjtT1zdp7dc: https://api.stripe.com",
+            SecretKind::StripeKey
+        ));
+        assert!(!has(
+            r#"curl -u "myusername:" https://localhost"#,
+            SecretKind::UrlPassword
+        ));
+        assert!(!has(
+            r#"curl -u ":" https://localhost:9200"#,
+            SecretKind::UrlPassword
+        ));
+        assert!(has(
+            r#"curl -X POST --user "{acd3c08b-74e8-4f44-a2d0-80694le24f46}":"{ZqL5kVrX1n8tA2}" https://x"#,
+            SecretKind::UrlPassword
+        ));
+        assert!(!has(
+            r#"curl --user "{username}:{password}" https://x"#,
+            SecretKind::UrlPassword
+        ));
+        assert!(!has(
+            "curl --user neo4j:[PASSWORD] http://[IP]:7474/",
+            SecretKind::UrlPassword
+        ));
+    }
+
+    #[test]
+    fn password_literals_and_their_look_alikes() {
+        // A string literal ends with the quote that opened it.
+        assert!(!has(
+            r#"private_key "hopenobodyfindsthisone';"#,
+            SecretKind::Password
+        ));
+        assert!(has(
+            r#"private_key "hopenobodyfindsthisone";"#,
+            SecretKind::Password
+        ));
+        // Stand-in words mark sample values.
+        assert!(!has(r#"password = "somefakekey""#, SecretKind::Password));
+        assert!(!has(r#"api_key = "dummy-key-123""#, SecretKind::Password));
+        // Symbols are variety too.
+        assert!(has("db_pass: 'A,.:-¨@*¿?!'", SecretKind::Password));
+        // Unquoted private keys, C arrays, getenv-style defaults.
+        assert!(has(
+            "private_key: m{{h}o)p${e]nob(ody[finds>-_$#thisone}}\"",
+            SecretKind::Password
+        ));
+        assert!(has(
+            r#"char secrete[25] = "m{{h}o)p${e]nob(ody";"#,
+            SecretKind::Password
+        ));
+        assert!(
+            !has("db_pass[] = 'm{{h}o)p${e]nob(ody';", SecretKind::Password),
+            "C char literal"
+        );
+        assert!(has(
+            r#"utils.GetEnvOrDefault("api_token", "dafa7817-e246-48f3-91a7-e87653d587b8")"#,
+            SecretKind::Password
+        ));
+        assert!(!has(
+            r#"print("password", "is required")"#,
+            SecretKind::Password
+        ));
+        // An unquoted right-hand side ending a statement is an expression.
+        assert!(!has(
+            "passwd = getSecretFromVault2(x);",
+            SecretKind::Password
+        ));
+        assert!(!has(
+            "passwd = m{{h}o)p${e]nob(ody[finds>-_$#thisone}};",
+            SecretKind::Password
+        ));
+        // Public by design.
+        assert!(!has(
+            r#"publicToken = "9Cnzj4p4WGeKLs1Pt8QuKUpRKfFLfRYC9AIKjbJTWit""#,
+            SecretKind::Password
+        ));
+        let csrf = "csrf-token=Mj2qykJO5rELyHgezQ69nzUX0i3OH67V7+V4eUrLfpuyOuxmiW9rhROG/Whikle15syazJOkrjJa3U2AbhIvUw==";
+        assert!(kinds(csrf).is_empty(), "{:?}", kinds(csrf));
+    }
+
+    #[test]
     fn credential_key_names() {
         assert!(is_credential_key("password"));
         assert!(is_credential_key("DB_PASSWORD"));
@@ -1742,5 +2142,11 @@ mod tests {
         assert!(!is_credential_key("max_tokens"));
         assert!(!is_credential_key("token_url"));
         assert!(!is_credential_key("secret_name"));
+        assert!(!is_credential_key("publicToken"));
+        assert!(!is_credential_key("stripe_publishable_key"));
+        assert!(!is_credential_key("csrf-token"));
+        assert!(is_credential_key(
+            "char secrete".rsplit(' ').next().unwrap()
+        ));
     }
 }
