@@ -1,14 +1,15 @@
 //! The cross-references `sealgate verify` checks between entries: every seal is
 //! granted by an approved decision (or an approved approval), every redemption names
 //! a seal granted earlier by the decision it names, and no seal is granted or
-//! redeemed twice. Owns reading those members out of an entry's bytes and the table
-//! of seals; hashing, the tree and storage belong to the caller.
+//! redeemed twice. Owns reading those members out of an entry's bytes and resolving
+//! the grants and redemptions they claim; hashing, the tree and storage belong to the
+//! caller.
 //!
-//! After hashing, reading entries is most of verify's work, so the common case takes
-//! a scan ([`scan`]) that reads only the top-level members the checks need from an
-//! entry shaped as sealgate writes it (no whitespace; no escapes or non-ASCII in
-//! those members or in the keys) and skips everything else while checking its JSON
-//! syntax. Whatever it does not handle goes to serde_json, which defines the answer:
+//! Besides hashing and SQLite, reading entries is most of verify's work, so the
+//! common case takes a scan ([`scan`]) that reads only the top-level members the
+//! checks need from an entry shaped as sealgate writes it (no whitespace; no escapes
+//! or non-ASCII in those members or in the keys) and skips everything else while
+//! checking its JSON syntax. Whatever it does not handle goes to serde_json, which defines the answer:
 //! on every entry the scan accepts, serde_json reads the same members (the tests
 //! hold the two to that), so the check's outcome does not depend on which one ran.
 
