@@ -9,9 +9,10 @@
 //! common case takes a scan ([`scan`]) that reads only the top-level members the
 //! checks need from an entry shaped as sealgate writes it (no whitespace; no escapes
 //! or non-ASCII in those members or in the keys) and skips everything else while
-//! checking its JSON syntax. Whatever it does not handle goes to serde_json, which defines the answer:
-//! on every entry the scan accepts, serde_json reads the same members (the tests
-//! hold the two to that), so the check's outcome does not depend on which one ran.
+//! checking its JSON syntax. Whatever it does not handle goes to serde_json, which
+//! defines the answer: on every entry the scan accepts, serde_json reads the same
+//! members (the tests hold the two to that), so the check's outcome does not depend
+//! on which one ran.
 
 use std::borrow::Cow;
 use std::hash::{BuildHasher, RandomState};
