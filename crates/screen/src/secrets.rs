@@ -720,14 +720,16 @@ fn assigned_value(text: &str, start: usize, end: usize) -> bool {
         && plausible_value(&text[start..end])
 }
 
-/// `name[] = '…'` or `name[25] = '…'`: an array declaration is C-family
-/// syntax, where single quotes delimit a character, not a string.
+/// Single quotes that make a character, not a string: after a C-style
+/// array declaration (`name[] = '…'`, `name[25] = '…'`), or after `@`
+/// (the C# and Objective-C string prefix takes double quotes only).
 fn c_char_literal(text: &str, start: usize) -> bool {
     let before = &text[..start];
-    before.ends_with('\'')
-        && before[..before.len() - 1]
-            .trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '=' | ':' | '@'))
-            .ends_with(']')
+    before.ends_with("@'")
+        || (before.ends_with('\'')
+            && before[..before.len() - 1]
+                .trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '=' | ':'))
+                .ends_with(']'))
 }
 
 fn compared_value(text: &str, start: usize, end: usize) -> bool {
@@ -2107,6 +2109,14 @@ mod tests {
             !has("db_pass[] = 'm{{h}o)p${e]nob(ody';", SecretKind::Password),
             "C char literal"
         );
+        assert!(!has(
+            "aws_secret_access_key = @'m{{h}o)p${e]nob(ody';",
+            SecretKind::Password
+        ));
+        assert!(has(
+            r#"password = @"m{{h}o)p${e]nob(ody";"#,
+            SecretKind::Password
+        ));
         assert!(has(
             r#"utils.GetEnvOrDefault("api_token", "dafa7817-e246-48f3-91a7-e87653d587b8")"#,
             SecretKind::Password
