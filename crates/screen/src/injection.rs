@@ -360,10 +360,10 @@ struct Trie {
     edge_bytes: Vec<u8>,
     /// The child node of each `edge_bytes` entry.
     edge_nodes: Vec<u32>,
-    /// (rule, anchor, next-byte set) of the literals ending at each node.
-    outs: Vec<(usize, Anchor, u32)>,
-    /// Next-byte sets (256 bits): the bytes that can follow a prefix
-    /// anchor in a match of its rule. [`ANY_BYTE`] stands for all bytes.
+    /// The literals ending at each node: rule, anchor, and its two byte
+    /// sets (see [`Filter`]) as indices into `sets`.
+    outs: Vec<(usize, Anchor, u32, u32)>,
+    /// Byte sets (256 bits); [`ANY_BYTE`] stands for all bytes.
     sets: Vec<[u64; 4]>,
     /// Bit `b0 * 256 + b1`: some literal starts with `b0 b1`, or is `b0`.
     /// Checked before a walk, so most words that begin no literal cost one
@@ -379,19 +379,42 @@ struct TrieNode {
     /// Its literals: `outs[outs..outs + out_count]`.
     outs: u32,
     out_count: u32,
-    /// The union of its literals' next-byte sets.
-    set: u32,
+    /// The unions of its literals' byte sets.
+    next: u32,
+    after_gap: u32,
 }
 
-/// The next-byte set that lets every byte through.
+/// The byte set that lets every byte through.
 const ANY_BYTE: u32 = u32::MAX;
 
-/// One trie entry: literal, rule, anchor kind, next-byte set (`None`: any).
-type TrieEntry = (Vec<u8>, usize, Anchor, Option<[u64; 4]>);
+/// What can follow a prefix anchor in a match of its rule, taken from the
+/// rule's lazy DFA: a literal occurrence whose following bytes fail these
+/// sets cannot start a match, so the rule is not run there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Filter {
+    /// The byte right after the literal.
+    next: [u64; 4],
+    /// When that byte is a gap byte (not ASCII alphanumeric): the first
+    /// byte after the run of gap bytes. `None` when a match can end inside
+    /// such a run.
+    after_gap: Option<[u64; 4]>,
+}
+
+/// Gap bytes: what [`Filter::after_gap`] skips (anything but `[A-Za-z0-9]`).
+fn is_gap(b: u8) -> bool {
+    !b.is_ascii_alphanumeric()
+}
+
+fn has_byte(set: &[u64; 4], b: u8) -> bool {
+    set[usize::from(b / 64)] >> (b % 64) & 1 == 1
+}
+
+/// One trie entry: literal, rule, anchor kind, filter (`None`: always try).
+type TrieEntry = (Vec<u8>, usize, Anchor, Option<Filter>);
 
 /// A literal ending at a node while the trie is built: rule, anchor kind,
-/// next-byte set.
-type NodeOut = (usize, Anchor, Option<[u64; 4]>);
+/// filter.
+type NodeOut = (usize, Anchor, Option<Filter>);
 
 fn set_index(sets: &mut Vec<[u64; 4]>, set: Option<[u64; 4]>) -> u32 {
     match set {
@@ -408,12 +431,21 @@ fn index_u32(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
 
+/// The union of byte sets; `None` (any byte) absorbs.
+fn union(a: Option<[u64; 4]>, b: Option<[u64; 4]>) -> Option<[u64; 4]> {
+    let (mut a, b) = (a?, b?);
+    for (x, y) in a.iter_mut().zip(b) {
+        *x |= y;
+    }
+    Some(a)
+}
+
 impl Trie {
     fn new(literals: &[TrieEntry]) -> Trie {
         // A plain trie first: children by byte, literals per node.
         let mut children: Vec<std::collections::BTreeMap<u8, usize>> = vec![Default::default()];
         let mut node_outs: Vec<Vec<NodeOut>> = vec![Vec::new()];
-        for (lit, rule, anchor, set) in literals {
+        for (lit, rule, anchor, filter) in literals {
             let mut node = 0;
             for &b in lit {
                 node = match children[node].get(&b) {
@@ -427,13 +459,13 @@ impl Trie {
                     }
                 };
             }
-            // A suffix anchor only records presence: no next byte needed.
-            let set = if *anchor == Anchor::Suffix {
+            // A suffix anchor only records presence: nothing to filter.
+            let filter = if *anchor == Anchor::Suffix {
                 None
             } else {
-                *set
+                *filter
             };
-            node_outs[node].push((*rule, *anchor, set));
+            node_outs[node].push((*rule, *anchor, filter));
         }
         // Breadth-first order: the shallow nodes every walk visits sit
         // together at the front.
@@ -474,28 +506,26 @@ impl Trie {
                 edge_count: index_u32(kids.len()),
                 outs: index_u32(trie.outs.len()),
                 out_count: index_u32(outs.len()),
-                set: ANY_BYTE,
+                next: ANY_BYTE,
+                after_gap: ANY_BYTE,
             };
             for (&b, &child) in kids {
                 trie.edge_bytes.push(b);
                 trie.edge_nodes.push(new_id[child]);
             }
-            let mut union = Some([0u64; 4]);
-            for &(rule, anchor, set) in outs {
-                union = match (union, set) {
-                    (Some(mut u), Some(set)) => {
-                        for (u, s) in u.iter_mut().zip(set) {
-                            *u |= s;
-                        }
-                        Some(u)
-                    }
-                    _ => None,
-                };
-                let index = set_index(&mut trie.sets, set);
-                trie.outs.push((rule, anchor, index));
+            let (mut next_union, mut gap_union) = (Some([0u64; 4]), Some([0u64; 4]));
+            for &(rule, anchor, filter) in outs {
+                let next = filter.map(|f| f.next);
+                let gap = filter.and_then(|f| f.after_gap);
+                next_union = union(next_union, next);
+                gap_union = union(gap_union, gap);
+                let next = set_index(&mut trie.sets, next);
+                let gap = set_index(&mut trie.sets, gap);
+                trie.outs.push((rule, anchor, next, gap));
             }
             if !outs.is_empty() {
-                node.set = set_index(&mut trie.sets, union);
+                node.next = set_index(&mut trie.sets, next_union);
+                node.after_gap = set_index(&mut trie.sets, gap_union);
             }
             trie.nodes.push(node);
         }
@@ -511,12 +541,11 @@ impl Trie {
     }
 
     fn allows(&self, set: u32, b: u8) -> bool {
-        set == ANY_BYTE || self.sets[set as usize][usize::from(b / 64)] >> (b % 64) & 1 == 1
+        set == ANY_BYTE || has_byte(&self.sets[set as usize], b)
     }
 
     /// Calls `f(rule, anchor)` for every literal that occurs at `at` and
-    /// whose next-byte set holds the byte after it (or that ends the text),
-    /// shortest first.
+    /// whose filter lets the bytes after it through, shortest first.
     fn walk(&self, bytes: &[u8], at: usize, mut f: impl FnMut(usize, Anchor)) {
         if let Some(&second) = bytes.get(at + 1) {
             let pair = usize::from(bytes[at]) * 256 + usize::from(second);
@@ -529,11 +558,20 @@ impl Trie {
         while node != 0 {
             let n = self.nodes[node];
             let next = bytes.get(end).copied();
-            if n.out_count > 0 && next.is_none_or(|b| self.allows(n.set, b)) {
-                let outs = n.outs as usize..(n.outs + n.out_count) as usize;
-                for &(rule, anchor, set) in &self.outs[outs] {
-                    if next.is_none_or(|b| self.allows(set, b)) {
-                        f(rule, anchor);
+            if n.out_count > 0 && next.is_none_or(|b| self.allows(n.next, b)) {
+                // The first byte after a run of gap bytes, if `next` is one.
+                let after_gap = match next {
+                    Some(b) if is_gap(b) => bytes[end..].iter().copied().find(|b| !is_gap(*b)),
+                    _ => None,
+                };
+                if after_gap.is_none_or(|b| self.allows(n.after_gap, b)) {
+                    let outs = n.outs as usize..(n.outs + n.out_count) as usize;
+                    for &(rule, anchor, next_set, gap_set) in &self.outs[outs] {
+                        if next.is_none_or(|b| self.allows(next_set, b))
+                            && after_gap.is_none_or(|b| self.allows(gap_set, b))
+                        {
+                            f(rule, anchor);
+                        }
                     }
                 }
             }
@@ -548,6 +586,13 @@ impl Trie {
             end += 1;
         }
     }
+}
+
+/// Bit 0 of each of the eight bytes of `x`, as the eight low bits (byte
+/// `j` → bit `j`): the multiplier puts the bits of byte `j` at distinct
+/// positions, so no carries mix them.
+fn gather_low_bits(x: u64) -> u64 {
+    (x & 0x0101_0101_0101_0101).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
 /// Byte kinds for the position masks in [`InjectionMatcher::matches`]:
@@ -732,17 +777,18 @@ fn compile_rule(pattern: &str) -> Result<hybrid::dfa::DFA, ScreenError> {
 /// text start, `\n`, `\r`, a non-word byte and (last) a word byte.
 const LOOK_BEHINDS: [Option<u8>; 5] = [None, Some(b'\n'), Some(b'\r'), Some(b' '), Some(b'a')];
 
-/// The bytes that can follow `lit` in a match of `dfa` anchored where `lit`
-/// starts, after any of `behinds`: the union of the bytes whose transition
-/// is not dead. `None` (always try the rule) when a match can end inside
-/// `lit` or the lazy DFA cannot tell.
+/// The [`Filter`] of `lit` for `dfa` anchored where `lit` starts, after any
+/// of `behinds`: unions over the states the DFA can be in after `lit`, of
+/// the bytes whose transition is not dead. `None` (always try the rule)
+/// when a match can end inside `lit` or the lazy DFA cannot tell.
 fn next_byte_filter(
     dfa: &hybrid::dfa::DFA,
     cache: &mut hybrid::dfa::Cache,
     lit: &[u8],
     behinds: &[Option<u8>],
-) -> Option<[u64; 4]> {
-    let mut allowed = [0u64; 4];
+) -> Option<Filter> {
+    let clears = cache.clear_count();
+    let mut after_lit = Vec::new();
     for &behind in behinds {
         let config = start::Config::new()
             .anchored(Anchored::Yes)
@@ -757,17 +803,50 @@ fn next_byte_filter(
                 break;
             }
         }
-        if sid.is_dead() {
-            continue;
+        if !sid.is_dead() {
+            after_lit.push(sid);
         }
+    }
+    let mut next = [0u64; 4];
+    // States after one or more gap bytes.
+    let mut gap_states = Vec::new();
+    for &sid in &after_lit {
         for b in 0..=255u8 {
-            let next = dfa.next_state(cache, sid, b).ok()?;
-            if !next.is_dead() {
-                allowed[usize::from(b / 64)] |= 1 << (b % 64);
+            let to = dfa.next_state(cache, sid, b).ok()?;
+            if !to.is_dead() {
+                next[usize::from(b / 64)] |= 1 << (b % 64);
+                if is_gap(b) && !gap_states.contains(&to) {
+                    gap_states.push(to);
+                }
             }
         }
     }
-    Some(allowed)
+    let mut after_gap = Some([0u64; 4]);
+    let mut i = 0;
+    while i < gap_states.len() {
+        let sid = gap_states[i];
+        i += 1;
+        if sid.is_match() || sid.is_quit() || gap_states.len() > 4096 {
+            // A match can end in the gap (or too many states to follow).
+            after_gap = None;
+            break;
+        }
+        for b in 0..=255u8 {
+            let to = dfa.next_state(cache, sid, b).ok()?;
+            if to.is_dead() {
+                continue;
+            }
+            if is_gap(b) {
+                if !gap_states.contains(&to) {
+                    gap_states.push(to);
+                }
+            } else if let Some(set) = after_gap.as_mut() {
+                set[usize::from(b / 64)] |= 1 << (b % 64);
+            }
+        }
+    }
+    // State ids are only valid while the cache has not been cleared.
+    (cache.clear_count() == clears).then_some(Filter { next, after_gap })
 }
 
 /// Whether `dfa` matches `bytes` anchored at `at` (look-behind included),
@@ -949,11 +1028,16 @@ impl InjectionMatcher {
         for (block_index, block) in bytes.chunks(64).enumerate() {
             let base = block_index * 64;
             let (mut word, mut word_first, mut any_first) = (0u64, 0u64, 0u64);
-            for (i, &b) in block.iter().enumerate() {
-                let kind = u64::from(self.byte_kinds[usize::from(b)]);
-                word |= (kind & 1) << i;
-                word_first |= (kind >> 1 & 1) << i;
-                any_first |= (kind >> 2 & 1) << i;
+            for (i, chunk) in block.chunks(8).enumerate() {
+                // Eight kinds in one word, then each kind bit of the eight
+                // bytes gathered into eight adjacent bits.
+                let mut kinds = 0u64;
+                for (j, &b) in chunk.iter().enumerate() {
+                    kinds |= u64::from(self.byte_kinds[usize::from(b)]) << (8 * j);
+                }
+                word |= gather_low_bits(kinds) << (8 * i);
+                word_first |= gather_low_bits(kinds >> 1) << (8 * i);
+                any_first |= gather_low_bits(kinds >> 2) << (8 * i);
             }
             let word_starts = word_first & !(word << 1 | before_block);
             before_block = word >> 63;
@@ -1028,6 +1112,21 @@ mod tests {
         let mut hits = Vec::new();
         m.matches(normalize(text).as_bytes(), &mut hits);
         InjectionVerdict::from_rules(&hits, 0.5)
+    }
+
+    #[test]
+    fn gathering_low_bits_keeps_byte_order() {
+        for x in [
+            0u64,
+            1,
+            0x0101_0101_0101_0101,
+            0x0100_0001_0000_0101,
+            u64::MAX,
+            0x0302_0100_0706_0504,
+        ] {
+            let want = (0..8).fold(0u64, |acc, j| acc | ((x >> (8 * j)) & 1) << j);
+            assert_eq!(gather_low_bits(x), want, "{x:#x}");
+        }
     }
 
     #[test]
