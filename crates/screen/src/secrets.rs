@@ -1243,6 +1243,10 @@ pub(crate) struct SecretScanner {
     /// One-byte anchor literals (quotes, `@`…) and their ids: only their
     /// presence is needed, which a byte search ends at the first one.
     single: Vec<(u8, usize)>,
+    /// Two-byte anchor literals (`==`, `!=`, `-u`), found by their first
+    /// byte: kept out of `anchors`, whose SIMD prefilter then works on
+    /// three-byte fingerprints and stops far less often in prose.
+    pairs: Vec<([u8; 2], usize)>,
     /// Detectors gated by runs around digits; they share one digit search.
     digit_runs: Vec<usize>,
     /// Regex caches, one per detector, per concurrent caller.
@@ -1355,11 +1359,13 @@ impl SecretScanner {
             });
         }
         let mut single = Vec::new();
+        let mut pairs = Vec::new();
         let mut multi: Vec<&str> = Vec::new();
         let mut multi_ids = Vec::new();
         for (id, lit) in literals.iter().enumerate() {
             match lit.as_bytes() {
                 [b] => single.push((*b, id)),
+                [a, b] => pairs.push(([*a, *b], id)),
                 _ => {
                     multi.push(lit);
                     multi_ids.push(id);
@@ -1402,6 +1408,7 @@ impl SecretScanner {
             anchors,
             anchor_masks,
             single,
+            pairs,
             digit_runs,
             caches: Pool::new(create),
         })
@@ -1428,6 +1435,28 @@ impl SecretScanner {
             if bytes.contains(&b)
                 || (b.is_ascii_alphabetic() && bytes.contains(&b.to_ascii_uppercase()))
             {
+                present |= 1u128 << id;
+            }
+        }
+        for &([first, second], id) in &self.pairs {
+            let cases = [first, first.to_ascii_uppercase()];
+            let found = cases[..1 + usize::from(first.is_ascii_alphabetic())]
+                .iter()
+                .any(|&first| {
+                    let mut from = 0;
+                    while let Some(k) = find_byte(first, &bytes[from..]) {
+                        let at = from + k;
+                        if bytes
+                            .get(at + 1)
+                            .is_some_and(|b| b.eq_ignore_ascii_case(&second))
+                        {
+                            return true;
+                        }
+                        from = at + 1;
+                    }
+                    false
+                });
+            if found {
                 present |= 1u128 << id;
             }
         }
