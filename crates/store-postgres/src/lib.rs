@@ -569,4 +569,10 @@ impl Store for PostgresStore {
     async fn try_lead(&self) -> Result<bool, StoreError> {
         self.leadership.try_lead().await
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.pool.get().await.map_err(map_pool)?;
+        client.simple_query("SELECT 1").await.map_err(map_pg)?;
+        Ok(())
+    }
 }

@@ -104,6 +104,13 @@ pub trait Store: Send + Sync + 'static {
     async fn try_lead(&self) -> Result<bool, StoreError> {
         Ok(true)
     }
+
+    /// One round trip, without retries: whether the store answers right now. A
+    /// circuit breaker probes with it, so a probe costs one connection attempt rather
+    /// than a request's whole retry budget. An embedded store is always there.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Fetches the stored nodes a proof plan needs, in one store call, and assembles the
