@@ -13,6 +13,12 @@
 //! Two rates per figure: bytes per wall-clock second, and bytes per second
 //! that this thread actually ran on a CPU (Linux `/proc/thread-self/schedstat`),
 //! which is the per-core rate on a machine shared with other work.
+//!
+//! `bench_screen profile MODE PASSES` runs one workload (`text`, `secrets`,
+//! `manifest`, or `none` for start-up only) over the corpus without timing,
+//! for a profiler: instructions per byte, which load does not change, are
+//! `(Ir(MODE) - Ir(none)) / (PASSES × bytes)` under
+//! `valgrind --tool=callgrind --callgrind-out-file=/dev/null`.
 
 use std::time::{Duration, Instant};
 
@@ -131,15 +137,38 @@ fn per_call(name: &str, budget: Duration, mut f: impl FnMut()) {
     );
 }
 
+/// One workload over the corpus, `passes` times, untimed (for profilers).
+fn profile(screener: &Screener, docs: &[String], mode: &str, passes: usize) {
+    let manifests: Vec<_> = docs
+        .iter()
+        .map(|d| json!({"body": d, "meta": {"tags": ["a", "b"], "count": 3}}))
+        .collect();
+    for _ in 0..passes {
+        for (d, p) in docs.iter().zip(&manifests) {
+            match mode {
+                "text" => drop(std::hint::black_box(screener.screen_text(d))),
+                "secrets" => drop(std::hint::black_box(screener.find_secrets(d))),
+                "manifest" => drop(std::hint::black_box(screener.screen_manifest(d, p))),
+                _ => {}
+            }
+        }
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let secs: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    let budget = Duration::from_secs(secs);
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let screener = Screener::new(ScreenConfig::default())?;
     let docs = corpus();
     let total: usize = docs.iter().map(String::len).sum();
+    if args.first().map(String::as_str) == Some("profile") {
+        let mode = args.get(1).map_or("none", String::as_str);
+        let passes = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
+        profile(&screener, &docs, mode, passes);
+        println!("profiled {mode}: {passes} passes over {total} bytes");
+        return Ok(());
+    }
+    let secs: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let budget = Duration::from_secs(secs);
     println!("corpus: {} documents, {} bytes", docs.len(), total);
 
     measure("screen_text", total, budget, || {

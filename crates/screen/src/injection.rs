@@ -16,6 +16,7 @@
 
 use std::panic::{RefUnwindSafe, UnwindSafe};
 
+use regex_automata::hybrid::LazyStateID;
 use regex_automata::nfa::thompson::{self, pikevm::PikeVM};
 use regex_automata::util::{pool::Pool, start, syntax};
 use regex_automata::{hybrid, Anchored, Input};
@@ -788,6 +789,24 @@ fn next_byte_filter(
     behinds: &[Option<u8>],
 ) -> Option<Filter> {
     let clears = cache.clear_count();
+    let classes = dfa.byte_classes();
+    // The transitions of `sid` for every byte, computed once per byte class.
+    let step_all = |cache: &mut hybrid::dfa::Cache, sid| -> Option<[LazyStateID; 256]> {
+        let mut by_class: Vec<Option<LazyStateID>> = vec![None; classes.alphabet_len()];
+        let mut to = [sid; 256];
+        for (b, slot) in (0u8..=255).zip(to.iter_mut()) {
+            let class = usize::from(classes.get(b));
+            *slot = match by_class[class] {
+                Some(next) => next,
+                None => {
+                    let next = dfa.next_state(cache, sid, b).ok()?;
+                    by_class[class] = Some(next);
+                    next
+                }
+            };
+        }
+        Some(to)
+    };
     let mut after_lit = Vec::new();
     for &behind in behinds {
         let config = start::Config::new()
@@ -803,7 +822,7 @@ fn next_byte_filter(
                 break;
             }
         }
-        if !sid.is_dead() {
+        if !sid.is_dead() && !after_lit.contains(&sid) {
             after_lit.push(sid);
         }
     }
@@ -811,8 +830,7 @@ fn next_byte_filter(
     // States after one or more gap bytes.
     let mut gap_states = Vec::new();
     for &sid in &after_lit {
-        for b in 0..=255u8 {
-            let to = dfa.next_state(cache, sid, b).ok()?;
+        for (b, to) in (0u8..=255).zip(step_all(cache, sid)?) {
             if !to.is_dead() {
                 next[usize::from(b / 64)] |= 1 << (b % 64);
                 if is_gap(b) && !gap_states.contains(&to) {
@@ -826,13 +844,12 @@ fn next_byte_filter(
     while i < gap_states.len() {
         let sid = gap_states[i];
         i += 1;
-        if sid.is_match() || sid.is_quit() || gap_states.len() > 4096 {
+        if sid.is_match() || sid.is_quit() || gap_states.len() > 8 {
             // A match can end in the gap (or too many states to follow).
             after_gap = None;
             break;
         }
-        for b in 0..=255u8 {
-            let to = dfa.next_state(cache, sid, b).ok()?;
+        for (b, to) in (0u8..=255).zip(step_all(cache, sid)?) {
             if to.is_dead() {
                 continue;
             }
