@@ -1,7 +1,8 @@
 //! Measures `PreparedPolicy::evaluate` on the shipped finance policy: evaluations per
 //! second on one thread and microseconds per evaluation, median of several runs, for
 //! the RVM and the interpreter. Run with
-//! `cargo run --release -p sealgate-policy --example bench_policy [rvm|interpreter]`.
+//! `cargo run --release -p sealgate-policy --example bench_policy [rvm|interpreter]`;
+//! `SEALGATE_BENCH_POLICY=FILE.rego` measures another single-file policy instead.
 
 use std::time::Instant;
 
@@ -13,8 +14,11 @@ const RUNS: usize = 7;
 const EVALS_PER_RUN: usize = 20_000;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/finance.rego");
-    let bundle = Bundle::from_files([("finance.rego", std::fs::read_to_string(path)?)])?;
+    // SEALGATE_BENCH_POLICY names another .rego file to measure instead.
+    let path = std::env::var("SEALGATE_BENCH_POLICY").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/finance.rego").to_owned()
+    });
+    let bundle = Bundle::from_files([("policy.rego", std::fs::read_to_string(&path)?)])?;
 
     let started = Instant::now();
     let policy = PreparedPolicy::prepare(&bundle)?;

@@ -5,6 +5,7 @@
 //! small pool of reader connections; WAL lets readers run beside the writer. All
 //! SQLite calls run on Tokio's blocking pool. Row mapping stays in this crate.
 
+mod audit;
 mod migrate;
 mod pool;
 mod scan;
@@ -24,6 +25,7 @@ use sealgate_store::{
 };
 use tracing::instrument;
 
+use crate::audit::PendingDecision;
 use crate::pool::Pool;
 pub use crate::scan::LedgerScan;
 
@@ -41,6 +43,8 @@ struct Writer {
     next_index: u64,
     /// The tree's right edge, to compute each append's new nodes without reading any.
     frontier: Frontier,
+    /// Committed decisions whose audit rows are not written yet (see `audit`).
+    audit_pending: Vec<PendingDecision>,
 }
 
 impl SqliteStore {
@@ -56,12 +60,17 @@ impl SqliteStore {
             .map_err(map_err)?;
         let next_index = next_index as u64;
         let frontier = load_frontier(&conn, next_index)?;
+        // Audit rows a crash left pending are rebuilt from their entries now.
+        let audit_pending = audit::unindexed(&conn)?;
+        let mut writer = Writer {
+            conn,
+            next_index,
+            frontier,
+            audit_pending,
+        };
+        flush_audit(&mut writer)?;
         Ok(SqliteStore {
-            writer: Arc::new(Mutex::new(Writer {
-                conn,
-                next_index,
-                frontier,
-            })),
+            writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(Pool::new(path.to_owned(), 8)),
             path: path.to_owned(),
         })
@@ -82,6 +91,7 @@ impl SqliteStore {
                 conn,
                 next_index: 0,
                 frontier: Frontier::new(),
+                audit_pending: Vec::new(),
             })),
             readers: Arc::new(Pool::new(path.to_owned(), 4)),
             path: path.to_owned(),
@@ -260,16 +270,11 @@ fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut index = w.next_index;
     let mut frontier = w.frontier.clone();
+    let mut decisions = Vec::new();
     {
         let mut insert_entry = tx
             .prepare_cached(
                 "INSERT INTO entries (idx, kind, canonical, leaf_hash) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .map_err(map_err)?;
-        let mut insert_decision = tx
-            .prepare_cached(
-                "INSERT INTO decisions (idx, decision_id, manifest_id, agent_id, org_id, method, status, server_time)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .map_err(map_err)?;
         let mut insert_seal = tx
@@ -312,18 +317,7 @@ fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>
                 .execute(params![i, new.entry.kind(), new.canonical, new.leaf_hash])
                 .map_err(map_err)?;
             if let Some(d) = &derived.decision {
-                insert_decision
-                    .execute(params![
-                        i,
-                        d.decision_id,
-                        d.manifest_id,
-                        d.agent_id,
-                        d.org_id,
-                        d.method,
-                        d.status.as_str(),
-                        d.server_time
-                    ])
-                    .map_err(map_err)?;
+                decisions.push(PendingDecision::new(i, d));
             }
             if let Some(s) = &derived.seal {
                 let decision_idx = s.decision_index.map_or(i, |d| d as i64);
@@ -357,10 +351,34 @@ fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>
             index += 1;
         }
     }
+    // The audit rows wait for a bulk write unless enough are pending or the log is
+    // quiet (see `audit`); pending rows are dropped from memory only once committed.
+    let pending = w.audit_pending.len() + decisions.len();
+    let flush = pending > 0 && (pending >= audit::FLUSH_ROWS || batch.len() == 1);
+    if flush {
+        audit::insert(&tx, w.audit_pending.iter().chain(&decisions))?;
+    }
     tx.commit().map_err(map_err)?;
     w.next_index = index;
     w.frontier = frontier;
+    if flush {
+        w.audit_pending.clear();
+    } else {
+        w.audit_pending.append(&mut decisions);
+    }
     Ok(outcomes)
+}
+
+/// Writes every pending audit row, in a transaction of its own.
+fn flush_audit(w: &mut Writer) -> Result<(), StoreError> {
+    if w.audit_pending.is_empty() {
+        return Ok(());
+    }
+    let tx = w.conn.transaction().map_err(map_err)?;
+    audit::insert(&tx, &w.audit_pending)?;
+    tx.commit().map_err(map_err)?;
+    w.audit_pending.clear();
+    Ok(())
 }
 
 #[async_trait]
@@ -431,6 +449,8 @@ impl Store for SqliteStore {
     }
 
     async fn decisions(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        // The audit API sees every committed decision, pending audit rows included.
+        self.write(flush_audit).await?;
         let q = q.clone();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
@@ -488,6 +508,9 @@ impl Store for SqliteStore {
     async fn put_checkpoint(&self, cp: &NewCheckpoint) -> Result<(), StoreError> {
         let cp = cp.clone();
         self.write(move |w| {
+            // Checkpoints come at most a second apart while entries arrive, so this
+            // bounds how far the audit index trails the ledger.
+            flush_audit(w)?;
             w.conn
                 .execute(
                     "INSERT INTO checkpoints (tree_size, note, created_at) VALUES (?1, ?2, ?3)",

@@ -166,13 +166,20 @@ pub struct DecisionRow<'a> {
 
 impl NewEntry {
     pub fn derived(&self) -> Derived<'_> {
+        Derived::of(&self.entry)
+    }
+}
+
+impl<'a> Derived<'a> {
+    /// The rows `entry` implies (also for an entry read back from the ledger).
+    pub fn of(entry: &'a Entry) -> Derived<'a> {
         let mut d = Derived {
             decision: None,
             seal: None,
             redemption: None,
             activation: None,
         };
-        match &self.entry {
+        match entry {
             Entry::Decision(e) => {
                 d.decision = Some(DecisionRow {
                     decision_id: &e.decision_id,

@@ -1,6 +1,7 @@
 //! The SQLite backend: the shared conformance suite plus what only SQLite has
 //! (triggers reached through a raw connection, reopening a file).
 
+mod audit_index;
 mod immutability;
 
 use sealgate_store_sqlite::SqliteStore;
