@@ -9,11 +9,13 @@
 //! and writes them to the index in bulk, inside a ledger transaction, when any of
 //! these happens:
 //! - `FLUSH_ROWS` rows are pending;
-//! - a batch holds a single entry (no concurrency, so a bulk write saves nothing);
 //! - a checkpoint is written (at most one second apart while entries arrive);
 //! - an audit query is about to read the index.
 //!
-//! So the audit API always sees every committed decision. A crash loses at most the
+//! So the audit API always sees every committed decision, and the table itself trails
+//! the ledger by at most a checkpoint interval. (Writing the rows of a lone entry at
+//! once would not do: under load the group commit also forms one-entry batches, and
+//! a bulk write there stalls the appender.) A crash loses at most the
 //! pending rows. `recover` rebuilds them at open from the entries after the last
 //! indexed decision. Rows are written in index order in one transaction, so every
 //! decision up to the highest indexed one is present.

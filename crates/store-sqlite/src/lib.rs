@@ -357,10 +357,9 @@ fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>
             index += 1;
         }
     }
-    // The audit rows wait for a bulk write unless enough are pending or the log is
-    // quiet (see `audit`); pending rows are dropped from memory only once committed.
-    let pending = w.audit_pending.len() + decisions.len();
-    let flush = pending > 0 && (pending >= audit::FLUSH_ROWS || batch.len() == 1);
+    // The audit rows wait for a bulk write until enough are pending (see `audit`);
+    // pending rows are dropped from memory only once committed.
+    let flush = w.audit_pending.len() + decisions.len() >= audit::FLUSH_ROWS;
     if flush {
         audit::insert(&tx, w.audit_pending.iter().chain(&decisions))?;
     }

@@ -55,6 +55,14 @@ async fn ledger_tables_refuse_update_and_delete_from_the_sqlite_shell() {
         .await
         .expect(200);
 
+    // The audit index (decisions) is written in bulk; an audit query writes what is
+    // pending, so every table below has a row to protect.
+    let auditor = server.create_key("auditor").await;
+    server
+        .get("/v1/audit/query?limit=1", Some(&auditor.token))
+        .await
+        .expect(200);
+
     let db = server.data_dir.join("ledger.db");
     for (table, column) in TABLES {
         let (ok, count_before, err) = sqlite(&db, &format!("SELECT count(*) FROM {table};"));

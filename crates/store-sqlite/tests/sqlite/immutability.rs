@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 use sealgate_core::entry::{Entry, PolicyActivation, Status};
 use sealgate_store::conformance::{decision, redemption};
-use sealgate_store::{NewEntry, NewPolicy, Store};
+use sealgate_store::{AuditQuery, NewEntry, NewPolicy, Store};
 
 #[tokio::test]
 async fn update_and_delete_on_evidence_tables_fail_with_immutable() {
@@ -44,6 +44,16 @@ async fn update_and_delete_on_evidence_tables_fail_with_immutable() {
         })
         .await
         .expect("policy");
+
+    // Audit rows are written in bulk; a query writes the pending ones, so every
+    // table below has a row to protect.
+    store
+        .decisions(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("audit query");
 
     let conn = Connection::open(&path).expect("raw connection");
     for (table, set) in [
