@@ -158,13 +158,7 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
 pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(map_err)?;
     conn.execute_batch(
-        // A WAL checkpoint copies each page changed since the last one into the
-        // database file, however often it changed. Appends keep rewriting the same
-        // tail pages, so checkpointing every 10 000 pages (about 40 MB of WAL) instead
-        // of SQLite's 1 000 copies them less often: about 10 % less CPU per entry
-        // (bench_append, batches of 16).
         "PRAGMA journal_mode = WAL;
-         PRAGMA wal_autocheckpoint = 10000;
          PRAGMA synchronous = FULL;
          PRAGMA busy_timeout = 5000;
          PRAGMA foreign_keys = ON;",
