@@ -49,18 +49,13 @@ type ApiResult = Result<Response, ApiError>;
 
 async fn validate(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
     let started = Instant::now();
-    let caller = s
-        .auth
-        .require(s.store.as_ref(), &headers, Role::Agent)
-        .await?;
+    let caller = s.require(&headers, Role::Agent).await?;
     let body = json_body(&headers, body).await?;
     Ok(Json(decide::decide(&s, &caller, body, started).await?).into_response())
 }
 
 async fn verify_seal(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
-    s.auth
-        .require(s.store.as_ref(), &headers, Role::Executor)
-        .await?;
+    s.require(&headers, Role::Executor).await?;
     let body = json_body(&headers, body).await?;
     Ok(Json(seals::verify(&s, body).await?).into_response())
 }
@@ -71,10 +66,7 @@ async fn redeem_seal(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let caller = s
-        .auth
-        .require(s.store.as_ref(), &headers, Role::Executor)
-        .await?;
+    let caller = s.require(&headers, Role::Executor).await?;
     let body = json_body(&headers, body).await?;
     Ok(Json(seals::redeem(&s, &caller, &seal_id, body).await?).into_response())
 }
@@ -84,17 +76,13 @@ async fn audit_query(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    s.auth
-        .require(s.store.as_ref(), &headers, Role::Auditor)
-        .await?;
+    s.require(&headers, Role::Auditor).await?;
     let q = audit::parse_query(q.as_deref())?;
     Ok(Json(audit::query(&s, q).await?).into_response())
 }
 
 async fn checkpoint(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
-    s.auth
-        .require(s.store.as_ref(), &headers, Role::Auditor)
-        .await?;
+    s.require(&headers, Role::Auditor).await?;
     let note = ledger::latest_checkpoint(&s).await?;
     Ok((
         [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -116,9 +104,7 @@ async fn ledger_entry(
     Path(index): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult {
-    s.auth
-        .require(s.store.as_ref(), &headers, Role::Auditor)
-        .await?;
+    s.require(&headers, Role::Auditor).await?;
     Ok(Json(ledger::entry(&s, &index).await?).into_response())
 }
 
@@ -127,9 +113,7 @@ async fn inclusion_proof(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    s.auth
-        .require(s.store.as_ref(), &headers, Role::Auditor)
-        .await?;
+    s.require(&headers, Role::Auditor).await?;
     Ok(Json(ledger::inclusion(&s, q.as_deref()).await?).into_response())
 }
 
@@ -138,9 +122,7 @@ async fn consistency_proof(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    s.auth
-        .require(s.store.as_ref(), &headers, Role::Auditor)
-        .await?;
+    s.require(&headers, Role::Auditor).await?;
     Ok(Json(ledger::consistency(&s, q.as_deref()).await?).into_response())
 }
 
@@ -149,9 +131,7 @@ async fn tlog_tile(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult {
-    s.auth
-        .require(s.store.as_ref(), &headers, Role::Auditor)
-        .await?;
+    s.require(&headers, Role::Auditor).await?;
     let bytes = ledger::tile(&s, &path).await?;
     Ok((
         [(http::header::CONTENT_TYPE, "application/octet-stream")],
@@ -161,17 +141,12 @@ async fn tlog_tile(
 }
 
 async fn list_policies(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
-    s.auth
-        .require(s.store.as_ref(), &headers, Role::Admin)
-        .await?;
+    s.require(&headers, Role::Admin).await?;
     Ok(Json(policies::list(&s).await?).into_response())
 }
 
 async fn upload_policy(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
-    let caller = s
-        .auth
-        .require(s.store.as_ref(), &headers, Role::Admin)
-        .await?;
+    let caller = s.require(&headers, Role::Admin).await?;
     let body = json_body(&headers, body).await?;
     let uploaded = policies::upload(&s, &caller, body).await?;
     let status = if uploaded.created {
@@ -187,9 +162,7 @@ async fn get_policy(
     Path(version): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult {
-    s.auth
-        .require(s.store.as_ref(), &headers, Role::Admin)
-        .await?;
+    s.require(&headers, Role::Admin).await?;
     Ok(Json(policies::get(&s, &version).await?).into_response())
 }
 
@@ -198,18 +171,12 @@ async fn activate_policy(
     Path(version): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let caller = s
-        .auth
-        .require(s.store.as_ref(), &headers, Role::Admin)
-        .await?;
+    let caller = s.require(&headers, Role::Admin).await?;
     Ok(Json(policies::activate(&s, &caller.id, &version).await?).into_response())
 }
 
 async fn create_key(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
-    let caller = s
-        .auth
-        .require(s.store.as_ref(), &headers, Role::Admin)
-        .await?;
+    let caller = s.require(&headers, Role::Admin).await?;
     let body = json_body(&headers, body).await?;
     Ok((
         StatusCode::CREATED,
@@ -223,10 +190,7 @@ async fn revoke_key(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let caller = s
-        .auth
-        .require(s.store.as_ref(), &headers, Role::Admin)
-        .await?;
+    let caller = s.require(&headers, Role::Admin).await?;
     keys::revoke(&s, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -217,6 +217,16 @@ impl AppState {
         self.active_policy.read().ok().and_then(|p| p.clone())
     }
 
+    /// The caller's key, when the request's bearer token is live and its role may use
+    /// a route that needs `role` (401 or 403 otherwise).
+    pub async fn require(
+        &self,
+        headers: &axum::http::HeaderMap,
+        role: sealgate_core::Role,
+    ) -> Result<sealgate_store::ApiKey, crate::error::ApiError> {
+        self.auth.require(self.store.as_ref(), headers, role).await
+    }
+
     /// The store's circuit breaker, when there is one.
     pub fn breaker_state(&self) -> Option<BreakerState> {
         self.circuit.as_ref().map(|c| c.state())
