@@ -33,5 +33,5 @@ pub use bundle::{
     Bundle, BundleError, InvalidPolicyVersion, PolicyVersion, MAX_BUNDLE_BYTES, MAX_FILES,
     MAX_FILE_BYTES, MAX_NAME_BYTES,
 };
-pub use prepared::{Backend, PolicyError, PreparedPolicy, DECISION_RULE, EVAL_TIME_LIMIT};
+pub use prepared::{Backend, Mode, PolicyError, PreparedPolicy, DECISION_RULE, EVAL_TIME_LIMIT};
 pub use verdict::{Decision, Outcome, Verdict, MAX_REASONS, MAX_REASON_BYTES, NOT_ALLOWED};

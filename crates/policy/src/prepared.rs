@@ -4,8 +4,9 @@
 //! syntax errors and a missing `data.sealgate.decision` rule surface then, not per
 //! request. Evaluation never parses: each thread keeps its own evaluator per bundle
 //! version in a small thread-local cache (see `worker`). The fast path is regorus's
-//! RVM; the tree-walking interpreter is the fallback when the RVM cannot compile a
-//! bundle or disagrees with the interpreter on a probe input. Both fail closed.
+//! RVM; the tree-walking interpreter confirms its approvals ([`Mode::Confirmed`]) and is
+//! the only evaluator when the RVM cannot compile a bundle or disagrees with the
+//! interpreter on a probe input. Both fail closed.
 //! This module does no I/O and never touches the store, the clock or the network.
 
 use std::sync::Arc;
@@ -61,6 +62,24 @@ pub enum Backend {
     /// regorus's register VM over a program compiled from the decision rule (fast).
     Rvm,
     /// regorus's tree-walking interpreter (the reference; slower).
+    Interpreter,
+}
+
+/// How [`PreparedPolicy::evaluate_in`] combines the two evaluators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// The RVM decides, and every approval it gives is evaluated again on the
+    /// interpreter, whose verdict wins when they differ. The RVM treats an error
+    /// inside a rule body as "this body does not hold" (see policies/README.md), so a
+    /// deny rule that errors would not deny; the interpreter fails the evaluation
+    /// instead. Denials and approval requests stay at the RVM's speed; an approval
+    /// costs both.
+    #[default]
+    Confirmed,
+    /// The RVM alone: errors inside rule bodies make those bodies undefined (OPA's
+    /// non-strict semantics), so policies must guard types before using values.
+    Rvm,
+    /// The interpreter alone.
     Interpreter,
 }
 
@@ -184,19 +203,50 @@ impl PreparedPolicy {
     }
 
     /// Evaluates `data.sealgate.decision` for `input`
-    /// (`{"manifest": ..., "screening": ..., "context": ...}`). Never fails: errors and
-    /// malformed results are denials whose reason says what went wrong.
+    /// (`{"manifest": ..., "screening": ..., "context": ...}`) in [`Mode::Confirmed`].
+    /// Never fails: errors and malformed results are denials whose reason says what
+    /// went wrong.
     pub fn evaluate(&self, input: &serde_json::Value) -> Verdict {
-        self.evaluate_with(self.shared.backend, input)
+        self.evaluate_in(Mode::Confirmed, input)
+    }
+
+    /// Evaluates in `mode`.
+    pub fn evaluate_in(&self, mode: Mode, input: &serde_json::Value) -> Verdict {
+        let input = match to_rego(input) {
+            Ok(input) => input,
+            Err(e) => return Verdict::policy_error(e),
+        };
+        match (mode, self.shared.backend) {
+            (Mode::Interpreter, _) | (_, Backend::Interpreter) => {
+                self.evaluate_rego(Backend::Interpreter, input)
+            }
+            (Mode::Rvm, Backend::Rvm) => self.evaluate_rego(Backend::Rvm, input),
+            (Mode::Confirmed, Backend::Rvm) => {
+                // RegoValue clones share their contents: this copies a pointer.
+                let fast = self.evaluate_rego(Backend::Rvm, input.clone());
+                if !fast.is_approved() {
+                    return fast;
+                }
+                let reference = self.evaluate_rego(Backend::Interpreter, input);
+                if reference.is_approved() {
+                    fast
+                } else {
+                    reference
+                }
+            }
+        }
     }
 
     /// Evaluates with a chosen backend, to compare them or diagnose one. Asking for the
     /// RVM when it is unavailable for this bundle gives a denial saying so.
     pub fn evaluate_with(&self, backend: Backend, input: &serde_json::Value) -> Verdict {
-        let input = match to_rego(input) {
-            Ok(input) => input,
-            Err(e) => return Verdict::policy_error(e),
-        };
+        match to_rego(input) {
+            Ok(input) => self.evaluate_rego(backend, input),
+            Err(e) => Verdict::policy_error(e),
+        }
+    }
+
+    fn evaluate_rego(&self, backend: Backend, input: RegoValue) -> Verdict {
         let result = match backend {
             Backend::Rvm => match worker::evaluate(&self.shared, Backend::Rvm, input.clone()) {
                 // The RVM turns errors inside rule bodies into "undefined"; an undefined

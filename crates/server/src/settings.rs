@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use sealgate_policy::Mode as PolicyMode;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -28,10 +29,11 @@ pub struct Settings {
     pub checkpoint_interval: Duration,
     /// Field-level redaction before entries are written (config file only).
     pub redaction: Option<Redaction>,
-    /// Evaluate policies on regorus's interpreter instead of its RVM. Slower (≈ 5×), but
-    /// an error inside any rule body fails the whole evaluation (a denial); on the RVM
-    /// such a rule is silently undefined, so a user policy must be written defensively.
-    pub policy_interpreter: bool,
+    /// How policies are evaluated (config file only): `confirmed` (default: the RVM,
+    /// with every approval confirmed on the interpreter), `rvm` (faster approvals; an
+    /// error inside a rule body makes that body undefined, so a deny rule that errors
+    /// does not deny) or `interpreter`.
+    pub policy_evaluation: PolicyMode,
 }
 
 /// Values replaced by `[REDACTED:<type>:<keyed hash>]` before an entry is hashed, so the
@@ -61,7 +63,7 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(10),
             checkpoint_interval: Duration::from_secs(1),
             redaction: None,
-            policy_interpreter: false,
+            policy_evaluation: PolicyMode::Confirmed,
         }
     }
 }
@@ -92,6 +94,8 @@ struct FileSettings {
     request_timeout_secs: Option<u64>,
     checkpoint_interval_ms: Option<u64>,
     redaction: Option<Redaction>,
+    policy_evaluation: Option<String>,
+    /// The older spelling of `policy_evaluation = "interpreter"`.
     policy_interpreter: Option<bool>,
 }
 
@@ -131,7 +135,8 @@ impl Settings {
                 checkpoint_interval_ms: f.checkpoint_interval_ms,
             });
             s.redaction = f.redaction;
-            s.policy_interpreter = f.policy_interpreter.unwrap_or(false);
+            s.policy_evaluation =
+                policy_mode(f.policy_evaluation.as_deref(), f.policy_interpreter)?;
             if let Some(t) = f.request_timeout_secs {
                 s.request_timeout = Duration::from_secs(t);
             }
@@ -218,9 +223,63 @@ impl Settings {
     }
 }
 
+/// `policy_evaluation` from the file, or its older spelling `policy_interpreter`.
+fn policy_mode(name: Option<&str>, interpreter: Option<bool>) -> Result<PolicyMode, SettingsError> {
+    let invalid = |message: String| SettingsError::Invalid {
+        name: "policy_evaluation",
+        message,
+    };
+    match (name, interpreter) {
+        (Some(_), Some(_)) => Err(invalid(
+            "give policy_evaluation or policy_interpreter, not both".into(),
+        )),
+        (None, Some(true)) => Ok(PolicyMode::Interpreter),
+        (None, Some(false) | None) => Ok(PolicyMode::Confirmed),
+        (Some("confirmed"), None) => Ok(PolicyMode::Confirmed),
+        (Some("rvm"), None) => Ok(PolicyMode::Rvm),
+        (Some("interpreter"), None) => Ok(PolicyMode::Interpreter),
+        (Some(other), None) => Err(invalid(format!(
+            "{other:?} is not one of \"confirmed\", \"rvm\", \"interpreter\""
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_evaluation_names_a_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sealgate.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).expect("write");
+            Settings::load(Some(&path), Overrides::default())
+        };
+        assert_eq!(
+            load("").expect("empty").policy_evaluation,
+            PolicyMode::Confirmed
+        );
+        for (text, mode) in [
+            ("policy_evaluation = \"confirmed\"\n", PolicyMode::Confirmed),
+            ("policy_evaluation = \"rvm\"\n", PolicyMode::Rvm),
+            (
+                "policy_evaluation = \"interpreter\"\n",
+                PolicyMode::Interpreter,
+            ),
+            ("policy_interpreter = true\n", PolicyMode::Interpreter),
+            ("policy_interpreter = false\n", PolicyMode::Confirmed),
+        ] {
+            assert_eq!(load(text).expect(text).policy_evaluation, mode, "{text}");
+        }
+        for text in [
+            "policy_evaluation = \"fast\"\n",
+            "policy_evaluation = \"rvm\"\npolicy_interpreter = true\n",
+        ] {
+            let err = load(text).expect_err(text).to_string();
+            assert!(err.contains("policy_evaluation"), "{text}: {err}");
+        }
+    }
 
     #[test]
     fn flags_win_over_file_and_file_over_defaults() {

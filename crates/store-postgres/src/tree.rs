@@ -94,17 +94,7 @@ pub(crate) async fn load_frontier(
             .map_err(map_pg)?;
         q.answer(&rows)?
     };
-    let hashes = hashes
-        .into_iter()
-        .zip(&ids)
-        .map(|(h, id)| {
-            h.ok_or_else(|| {
-                StoreError::Backend(format!("tree node {id} missing: the ledger is damaged"))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Frontier::from_nodes(size, hashes)
-        .map_err(|e| StoreError::Backend(format!("tree frontier: {e}")))
+    sealgate_store::frontier_from_nodes(size, hashes)
 }
 
 /// The frontier of the last batch this process committed, keyed by its size.

@@ -181,19 +181,8 @@ fn map_err(e: rusqlite::Error) -> StoreError {
 }
 
 fn load_frontier(conn: &Connection, size: u64) -> Result<Frontier, StoreError> {
-    let ids = Frontier::node_ids(size);
-    let hashes = read_nodes(conn, &ids)
-        .map_err(map_err)?
-        .into_iter()
-        .zip(&ids)
-        .map(|(h, id)| {
-            h.ok_or_else(|| {
-                StoreError::Backend(format!("tree node {id} missing: the ledger is damaged"))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Frontier::from_nodes(size, hashes)
-        .map_err(|e| StoreError::Backend(format!("tree frontier: {e}")))
+    let hashes = read_nodes(conn, &Frontier::node_ids(size)).map_err(map_err)?;
+    sealgate_store::frontier_from_nodes(size, hashes)
 }
 
 fn read_nodes(conn: &Connection, ids: &[NodeId]) -> rusqlite::Result<Vec<Option<[u8; 32]>>> {

@@ -131,6 +131,27 @@ pub async fn assemble(
         .map_err(|e| StoreError::Backend(format!("tree nodes missing for a committed size: {e}")))
 }
 
+/// Rebuilds the frontier of the tree of `size` leaves from the stored hashes of
+/// [`Frontier::node_ids`]`(size)`, read in that order. A missing node means the
+/// ledger is damaged: a `Backend` error, never a guess.
+pub fn frontier_from_nodes(
+    size: u64,
+    hashes: Vec<Option<[u8; 32]>>,
+) -> Result<sealgate_ledger::Frontier, StoreError> {
+    let ids = sealgate_ledger::Frontier::node_ids(size);
+    let hashes = hashes
+        .into_iter()
+        .zip(&ids)
+        .map(|(h, id)| {
+            h.ok_or_else(|| {
+                StoreError::Backend(format!("tree node {id} missing: the ledger is damaged"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    sealgate_ledger::Frontier::from_nodes(size, hashes)
+        .map_err(|e| StoreError::Backend(format!("tree frontier: {e}")))
+}
+
 /// Root of the tree of the first `size` entries, from stored nodes.
 pub async fn root(store: &dyn Store, size: u64) -> Result<[u8; 32], StoreError> {
     let hashes = assemble(store, &sealgate_ledger::root_plan(size)).await?;

@@ -215,8 +215,9 @@ async fn a_policy_that_does_not_compile_is_refused() {
         .expect_problem(404);
 }
 
-/// A deny rule whose body errors at run time. On regorus's RVM the rule is silently
-/// undefined (the policy crate pins that); the interpreter setting turns it into a denial.
+/// A deny rule whose body errors at run time. On regorus's RVM alone the rule is
+/// silently undefined (the policy crate pins that); by default every RVM approval is
+/// confirmed on the interpreter, where the error denies.
 const ERRORING_DENY: &str = r#"package sealgate
 
 deny_reasons contains "amount check failed" if {
@@ -227,11 +228,11 @@ deny_reasons contains "amount check failed" if {
 decision := {"allow": true, "deny": [r | some r in deny_reasons], "require_approval": []}
 "#;
 
-#[tokio::test]
-async fn with_the_interpreter_setting_an_erroring_rule_denies() {
+/// The status of a payment of 1000 under ERRORING_DENY on a server with `config`.
+async fn under_erroring_deny(config: Option<&str>) -> Value {
     let cfg = tempfile::tempdir().expect("tempdir");
     let path = cfg.path().join("sealgate.toml");
-    std::fs::write(&path, "policy_interpreter = true\n").expect("write config");
+    std::fs::write(&path, config.unwrap_or("")).expect("write config");
     let server = Server::start_with(&["--config", path.to_str().expect("utf8")]).await;
     let admin = server.admin_token.clone();
     let agent = server.create_key("agent").await;
@@ -252,17 +253,31 @@ async fn with_the_interpreter_setting_an_erroring_rule_denies() {
         )
         .await
         .expect(200);
-    let d = server
+    server
         .validate(&agent, &manifest("agent-err", "payment", 1000))
         .await
         .expect(200)
-        .json;
-    assert_eq!(d["status"], json!("denied"), "{d}");
-    assert_eq!(d["approved"], json!(false));
-    assert!(d.get("seal").is_none());
-    let reasons = d["reasons"].to_string();
-    assert!(
-        reasons.contains("policy"),
-        "the reason says the policy failed: {reasons}"
-    );
+        .json
+}
+
+#[tokio::test]
+async fn an_erroring_deny_rule_denies_by_default_and_with_the_interpreter() {
+    for config in [None, Some("policy_evaluation = \"interpreter\"\n")] {
+        let d = under_erroring_deny(config).await;
+        assert_eq!(d["status"], json!("denied"), "{config:?}: {d}");
+        assert_eq!(d["approved"], json!(false));
+        assert!(d.get("seal").is_none());
+        let reasons = d["reasons"].to_string();
+        assert!(
+            reasons.contains("policy error: divide by zero"),
+            "the reason says the policy failed: {reasons}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_rvm_alone_skips_an_erroring_deny_rule() {
+    // The documented trade-off of `policy_evaluation = "rvm"`: this test pins it.
+    let d = under_erroring_deny(Some("policy_evaluation = \"rvm\"\n")).await;
+    assert_eq!(d["status"], json!("approved"), "{d}");
 }

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use sealgate_policy::{
-    Backend, Bundle, BundleError, Outcome, PolicyError, PreparedPolicy, Verdict,
+    Backend, Bundle, BundleError, Mode, Outcome, PolicyError, PreparedPolicy, Verdict,
 };
 
 use crate::support::{echo, policy};
@@ -66,18 +66,78 @@ fn a_failing_builtin_in_a_deny_rule_denies_on_the_interpreter() {
 
 /// Pins a regorus 0.14 RVM limitation (see policies/README.md): an error inside a rule
 /// body makes that body fail instead of failing the evaluation, even with strict
-/// builtin errors. So a deny rule that can error is skipped on the RVM. Policies guard
-/// types (finance.rego does) and make `allow` need positive evidence. If regorus
-/// changes this, this test fails and the note can go.
+/// builtin errors. So a deny rule that can error is skipped on the RVM alone, which is
+/// why `Mode::Confirmed` (the default) evaluates every RVM approval again on the
+/// interpreter. If regorus changes this, this test fails and the note can go.
 #[test]
-fn rvm_skips_a_rule_body_that_errors() {
+fn rvm_alone_skips_a_rule_body_that_errors() {
     let p = policy(
         "package sealgate\nimport rego.v1\n\
          decision := {\"allow\": true, \"deny\": deny}\n\
          deny contains \"too much\" if to_number(input.amount) > 10\n",
     );
-    let verdict = p.evaluate_with(Backend::Rvm, &json!({"amount": "abc"}));
-    assert_eq!(verdict.outcome, Outcome::Approve);
+    assert_eq!(p.backend(), Backend::Rvm);
+    let input = json!({"amount": "abc"});
+    assert_eq!(
+        p.evaluate_with(Backend::Rvm, &input).outcome,
+        Outcome::Approve
+    );
+    assert_eq!(p.evaluate_in(Mode::Rvm, &input).outcome, Outcome::Approve);
+}
+
+#[test]
+fn an_rvm_approval_the_interpreter_refuses_is_denied() {
+    // The failing builtin in a deny rule, and a helper rule with conflicting values:
+    // both approve on the RVM alone and must deny by default.
+    for (source, input, says) in [
+        (
+            "package sealgate\nimport rego.v1\n\
+             decision := {\"allow\": true, \"deny\": deny}\n\
+             deny contains \"too much\" if to_number(input.amount) > 10\n",
+            json!({"amount": "abc"}),
+            "policy error: could not parse string as number",
+        ),
+        (
+            "package sealgate\nimport rego.v1\n\
+             limit := 10 if input.a\n\
+             limit := 20 if input.b\n\
+             decision := {\"allow\": true, \"deny\": deny}\n\
+             deny contains \"too much\" if input.amount > limit\n",
+            json!({"a": true, "b": true, "amount": 15}),
+            "policy error: ",
+        ),
+    ] {
+        let p = policy(source);
+        assert_eq!(p.backend(), Backend::Rvm);
+        assert_eq!(
+            p.evaluate_with(Backend::Rvm, &input).outcome,
+            Outcome::Approve,
+            "{source}"
+        );
+        for verdict in [p.evaluate(&input), p.evaluate_in(Mode::Confirmed, &input)] {
+            assert_eq!(verdict.outcome, Outcome::Deny, "{source}: {verdict:?}");
+            assert!(verdict.reasons[0].starts_with(says), "{verdict:?}");
+        }
+    }
+}
+
+#[test]
+fn confirmed_mode_keeps_agreeing_verdicts() {
+    let p = policy(
+        "package sealgate\nimport rego.v1\n\
+         decision := {\"allow\": allow, \"deny\": deny}\n\
+         default allow := false\n\
+         allow if input.amount <= 10\n\
+         deny contains \"too much\" if input.amount > 10\n",
+    );
+    assert!(p.evaluate(&json!({"amount": 5})).is_approved());
+    let denied = p.evaluate(&json!({"amount": 50}));
+    assert_eq!(denied.outcome, Outcome::Deny);
+    assert_eq!(denied.reasons, ["too much"]);
+    for mode in [Mode::Rvm, Mode::Interpreter] {
+        assert!(p.evaluate_in(mode, &json!({"amount": 5})).is_approved());
+        assert_eq!(p.evaluate_in(mode, &json!({"amount": 50})), denied);
+    }
 }
 
 #[test]

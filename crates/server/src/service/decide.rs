@@ -93,13 +93,9 @@ pub async fn decide(
                     "key_name": caller.name,
                 },
             });
-            let verdict = if state.settings.policy_interpreter {
-                active
-                    .prepared
-                    .evaluate_with(sealgate_policy::Backend::Interpreter, &input)
-            } else {
-                active.prepared.evaluate(&input)
-            };
+            let verdict = active
+                .prepared
+                .evaluate_in(state.settings.policy_evaluation, &input);
             let status = match verdict.outcome {
                 Outcome::Approve => Status::Approved,
                 Outcome::Deny => Status::Denied,
