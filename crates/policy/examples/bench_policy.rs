@@ -10,6 +10,10 @@ use serde_json::{json, Value};
 
 use sealgate_policy::{Backend, Bundle, PreparedPolicy};
 
+// The allocator the sealgate binary uses, so the figures match the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const RUNS: usize = 7;
 const EVALS_PER_RUN: usize = 20_000;
 
