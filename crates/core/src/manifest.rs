@@ -53,7 +53,7 @@ pub const MAX_NAME_LEN: usize = 128;
 /// Longest free-text reasoning, in bytes.
 pub const MAX_REASONING_LEN: usize = 16 * 1024;
 /// Largest canonical size of `parameters`, in bytes.
-pub const MAX_PARAMETERS_LEN: usize = 256 * 1024;
+pub const MAX_PARAMETERS_LEN: usize = 32 * 1024;
 
 const KNOWN_FIELDS: &[&str] = &[
     "manifest_id",

@@ -30,7 +30,7 @@ pub use node::NodeId;
 pub use note::{open, KeyId, Note, NoteError, NoteSignature, NoteSigner, NoteVerifier};
 pub use proof::{consistency_plan, inclusion_plan, root_plan, ProofPlan, TreeError};
 pub use replay::{Replay, ReplayError, ReplaySummary};
-pub use tiles::{Tile, TileError, TileKind};
+pub use tiles::{Tile, TileError, TileKind, MAX_ENTRY_LEN};
 pub use verify::{
     root_from_inclusion, verify_consistency, verify_consistency_bytes, verify_inclusion,
     verify_inclusion_bytes, VerifyError,

@@ -12,6 +12,9 @@ use crate::node::NodeId;
 
 /// Hashes (or entries) in a full tile.
 pub const TILE_WIDTH: u16 = 256;
+/// The longest entry an entry bundle can hold (its length is a big-endian u16), so
+/// the longest entry the ledger accepts.
+pub const MAX_ENTRY_LEN: usize = u16::MAX as usize;
 /// Tree levels spanned by one tile level: level-`L` tiles hold nodes of tree level `8L`.
 pub const TILE_HEIGHT: u8 = 8;
 /// Highest tile level a path may name.

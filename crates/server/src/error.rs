@@ -70,7 +70,14 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
-            StoreError::Conflict(c) => ApiError::Conflict(c),
+            // The backend's text names tables, keys and values: it stays in the log.
+            StoreError::Conflict(detail) => {
+                tracing::warn!(error = %crate::scrub::scrub(&detail), "store conflict");
+                ApiError::Conflict(
+                    "the write conflicts with what the ledger already holds; nothing was recorded"
+                        .into(),
+                )
+            }
             StoreError::Unavailable(detail) => {
                 tracing::warn!(error = %crate::scrub::scrub(&detail), "store unavailable");
                 ApiError::Unavailable("the ledger is unavailable; nothing was recorded".into())
@@ -133,5 +140,45 @@ impl IntoResponse for ApiError {
         }
         response.extensions_mut().insert(Problem(body));
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The problem body the correlation middleware would finish.
+    fn problem(e: ApiError) -> (StatusCode, Value) {
+        let response = e.into_response();
+        let status = response.status();
+        let body = response
+            .extensions()
+            .get::<Problem>()
+            .map(|p| p.0.clone())
+            .unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    #[test]
+    fn a_store_conflict_keeps_the_backend_text_out_of_the_body() {
+        let backend = "duplicate key value violates unique constraint \"seals_pkey\" \
+                       DETAIL: Key (seal_id)=(s-123) already exists. (SQLSTATE 23505)";
+        let (status, body) = problem(StoreError::Conflict(backend.into()).into());
+        assert_eq!(status, StatusCode::CONFLICT);
+        let text = body.to_string();
+        assert!(text.contains("nothing was recorded"), "{text}");
+        for leak in ["seals_pkey", "s-123", "23505", "DETAIL"] {
+            assert!(!text.contains(leak), "{leak} in {text}");
+        }
+    }
+
+    #[test]
+    fn internal_and_unavailable_details_stay_in_the_log() {
+        let (status, body) = problem(ApiError::Internal("token=abc at /secret/path".into()));
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("abc"), "{body}");
+        let (status, body) = problem(StoreError::Unavailable("password=hunter2".into()).into());
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!body.to_string().contains("hunter2"), "{body}");
     }
 }

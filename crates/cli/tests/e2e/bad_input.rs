@@ -148,3 +148,52 @@ async fn nesting_1000_deep_in_parameters_is_400_naming_the_depth_limit() {
     );
     assert_nothing_recorded_and_still_serving(&mut server, &agent, size).await;
 }
+
+#[tokio::test]
+async fn parameters_over_32_kib_are_400_naming_the_field_and_limit() {
+    let mut server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let size = server.tree_size().await;
+    let body = body_with(|m| m["parameters"]["memo"] = json!("x".repeat(40 * 1024)));
+    let r = post_raw_with(&client(), &server.url(VALIDATE), Some(&agent.token), body)
+        .await
+        .expect_problem(400);
+    assert_names_field(&r, "/manifest/parameters");
+    assert!(
+        r.json["detail"].as_str().unwrap().contains("32768"),
+        "should name the limit: {}",
+        r.text
+    );
+    assert_nothing_recorded_and_still_serving(&mut server, &agent, size).await;
+}
+
+#[tokio::test]
+async fn an_entry_too_long_for_a_tile_bundle_is_400_naming_the_limit() {
+    // Each field within its own limit, but quotes double when escaped: together the
+    // canonical entry passes the 65535 bytes an entry bundle can hold.
+    let mut server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let size = server.tree_size().await;
+    let body = body_with(|m| {
+        m["reasoning"] = json!("\"".repeat(16 * 1024));
+        m["parameters"]["memo"] = json!("x".repeat(32_600));
+    });
+    let r = post_raw_with(&client(), &server.url(VALIDATE), Some(&agent.token), body)
+        .await
+        .expect_problem(400);
+    assert!(
+        r.json["detail"].as_str().unwrap().contains("65535"),
+        "should name the entry limit: {}",
+        r.text
+    );
+    assert_nothing_recorded_and_still_serving(&mut server, &agent, size).await;
+    // The tiles still serve every entry.
+    let width = server.tree_size().await;
+    let tiles = server
+        .get(
+            &format!("/v1/ledger/tlog/tile/entries/000.p/{width}"),
+            Some(&server.admin_token),
+        )
+        .await;
+    assert_eq!(tiles.status, 200, "{}", tiles.text);
+}

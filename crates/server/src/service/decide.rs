@@ -145,6 +145,18 @@ pub async fn decide(
         .map(|g| (g.clone(), claims_without_index(state, &entry, g, now)));
     let new = NewEntry::new(Entry::Decision(entry))
         .map_err(|e| ApiError::Internal(format!("canonical entry: {e}")))?;
+    // An entry the tiles cannot serve would break every mirror of the log: refuse it.
+    if new.canonical.len() > sealgate_ledger::MAX_ENTRY_LEN {
+        return Err(ApiError::BadRequest {
+            detail: format!(
+                "the decision's ledger entry would be {} bytes, over the limit of {} \
+                 (an entry must fit a tlog-tiles entry bundle); shorten reasoning or parameters",
+                new.canonical.len(),
+                sealgate_ledger::MAX_ENTRY_LEN
+            ),
+            field: None,
+        });
+    }
 
     let appended = match state.appender.append(new).await {
         Ok(Ok(appended)) => appended,
