@@ -280,7 +280,9 @@ async fn read_server(server: &str) -> anyhow::Result<Source> {
         .nth(1)
         .and_then(|l| l.parse().ok())
         .context("checkpoint without a tree size")?;
-    let mut entries = Vec::with_capacity(size as usize);
+    // The size is not verified yet (the checkpoint is checked with the rest): do not
+    // let a hostile server choose the allocation.
+    let mut entries = Vec::with_capacity(size.min(1 << 16) as usize);
     let mut index = 0;
     while index < size {
         let width = (size - index).min(256) as u16;
@@ -842,9 +844,22 @@ impl Audit {
             ))));
         }
         let totals = self.refs.check(u64::MAX)?;
+        // Entries beyond the last signed checkpoint are consistent but not yet vouched
+        // for (the next checkpoint will cover them); a ledger no checkpoint covers at
+        // all could have been written by anyone.
+        let anchored = self.checkpoints.iter().map(|c| c.0).max().unwrap_or(0);
+        if self.size > 0 && anchored == 0 {
+            return Err(Tamper(format!(
+                "no signed checkpoint covers any of the {} entries: nothing vouches for them \
+                 (checkpoints removed, or an export without them; pass --checkpoint with one you hold)",
+                self.size
+            )));
+        }
         Ok(json!({
             "ok": true,
             "entries": self.size,
+            "anchored_entries": anchored,
+            "unanchored_entries": self.size - anchored,
             "root": B64.encode(self.frontier.root()),
             "checkpoints_verified": self.checkpoints.len(),
             "seals": totals.seals,

@@ -182,6 +182,15 @@ async fn verify_catches_every_tamper_drill() {
 
     let (code, text) = verify(&pristine, &key);
     assert_eq!(code, 0, "untouched ledger must verify: {text}");
+    let summary: serde_json::Value = serde_json::from_str(
+        &text[text.find('{').expect("a JSON summary")..=text.rfind('}').expect("its end")],
+    )
+    .expect("summary JSON");
+    assert_eq!(
+        summary["anchored_entries"], summary["entries"],
+        "the last checkpoint covers the whole ledger: {text}"
+    );
+    assert_eq!(summary["unanchored_entries"], serde_json::json!(0), "{text}");
     let size: i64 = Connection::open(pristine.join("ledger.db"))
         .expect("open")
         .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
@@ -303,6 +312,14 @@ async fn verify_catches_every_tamper_drill() {
         text.contains("does not verify with the trusted key"),
         "{text}"
     );
+
+    // 4b. Every checkpoint deleted: the entries are consistent, but nothing signed
+    // vouches for them.
+    let (dir, conn) = tampered_copy(&pristine, "no-checkpoints");
+    conn.execute("DELETE FROM checkpoints", []).expect("delete");
+    let (code, text) = verify(&dir, &key);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("no signed checkpoint covers"), "{text}");
 
     // 5. The log truncated and different entries re-appended by a real server.
     let (dir, conn) = tampered_copy(&pristine, "truncate-reappend");
