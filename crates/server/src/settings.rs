@@ -206,10 +206,14 @@ impl Settings {
                     message: format!("unknown detector type {bad:?}"),
                 });
             }
-            if let Some(bad) = r.pointers.iter().find(|p| !p.starts_with('/')) {
+            if let Some(bad) = r.pointers.iter().find(|p| !redactable(p)) {
                 return Err(SettingsError::Invalid {
                     name: "redaction.pointers",
-                    message: format!("{bad:?} is not a JSON pointer"),
+                    message: format!(
+                        "{bad:?} is not redactable: give a JSON pointer below /parameters/ \
+                         or one of {}",
+                        REDACTABLE_FIELDS.join(", ")
+                    ),
                 });
             }
         }
@@ -221,6 +225,28 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// The manifest's top-level text fields: a marker string can stand in for them.
+const REDACTABLE_FIELDS: [&str; 8] = [
+    "/agent_id",
+    "/org_id",
+    "/user_id",
+    "/provider",
+    "/method",
+    "/reasoning",
+    "/environment",
+    "/manifest_id",
+];
+
+/// A pointer whose value a marker string may replace and leave a valid manifest:
+/// anything inside `parameters`, or a text field (not `/parameters` itself, nor
+/// `/confidence_score`, which must stay a number).
+fn redactable(pointer: &str) -> bool {
+    pointer
+        .strip_prefix("/parameters/")
+        .is_some_and(|rest| !rest.is_empty())
+        || REDACTABLE_FIELDS.contains(&pointer)
 }
 
 /// `policy_evaluation` from the file, or its older spelling `policy_interpreter`.
@@ -247,6 +273,36 @@ fn policy_mode(name: Option<&str>, interpreter: Option<bool>) -> Result<PolicyMo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redaction_pointers_must_leave_a_valid_manifest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sealgate.toml");
+        let load = |pointer: &str| {
+            std::fs::write(&path, format!("[redaction]\npointers = [{pointer:?}]\n"))
+                .expect("write");
+            Settings::load(Some(&path), Overrides::default())
+        };
+        for good in [
+            "/parameters/card_number",
+            "/parameters/a/0/b",
+            "/reasoning",
+            "/user_id",
+        ] {
+            assert!(load(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "/parameters",
+            "/parameters/",
+            "/confidence_score",
+            "/other",
+            "reasoning",
+            "",
+        ] {
+            let err = load(bad).expect_err(bad).to_string();
+            assert!(err.contains("redaction.pointers"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn policy_evaluation_names_a_mode() {

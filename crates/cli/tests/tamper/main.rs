@@ -190,7 +190,11 @@ async fn verify_catches_every_tamper_drill() {
         summary["anchored_entries"], summary["entries"],
         "the last checkpoint covers the whole ledger: {text}"
     );
-    assert_eq!(summary["unanchored_entries"], serde_json::json!(0), "{text}");
+    assert_eq!(
+        summary["unanchored_entries"],
+        serde_json::json!(0),
+        "{text}"
+    );
     let size: i64 = Connection::open(pristine.join("ledger.db"))
         .expect("open")
         .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
