@@ -41,6 +41,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.settings.request_timeout,
+            middleware::deadline,
+        ))
         .layer(axum::middleware::from_fn(middleware::correlation))
         .with_state(state)
 }

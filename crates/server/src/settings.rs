@@ -217,6 +217,12 @@ impl Settings {
                 });
             }
         }
+        if self.request_timeout.is_zero() || self.request_timeout > Duration::from_secs(600) {
+            return Err(SettingsError::Invalid {
+                name: "request_timeout_secs",
+                message: "must be 1..=600".into(),
+            });
+        }
         if !(1..=10_000).contains(&self.max_batch) {
             return Err(SettingsError::Invalid {
                 name: "max_batch",

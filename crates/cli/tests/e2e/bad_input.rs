@@ -197,3 +197,38 @@ async fn an_entry_too_long_for_a_tile_bundle_is_400_naming_the_limit() {
         .await;
     assert_eq!(tiles.status, 200, "{}", tiles.text);
 }
+
+#[tokio::test]
+async fn a_body_that_stalls_past_the_deadline_is_503_and_records_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let cfg = tempfile::tempdir().expect("tempdir");
+    let path = cfg.path().join("sealgate.toml");
+    std::fs::write(&path, "request_timeout_secs = 1\n").expect("write config");
+    let mut server = Server::start_with(&["--config", path.to_str().expect("utf8")]).await;
+    let agent = server.create_key("agent").await;
+    let size = server.tree_size().await;
+
+    // Headers promise 100 bytes; 12 arrive, then the client goes quiet.
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST {VALIDATE} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"manifest\":",
+        agent.token
+    );
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tcp.read_to_end(&mut answer),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "no answer within 10 s: {text}");
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(text.contains("deadline"), "{text}");
+    assert_nothing_recorded_and_still_serving(&mut server, &agent, size).await;
+}
