@@ -35,7 +35,10 @@ pub struct SealClaims {
     pub method: String,
 }
 
+/// The protected header. Only these three members: a header with others (`crit`
+/// above all, RFC 7515 §4.1.11) is not one sealgate wrote, so it is refused.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Header {
     alg: String,
     typ: String,
@@ -245,6 +248,19 @@ mod tests {
         let mut p: Vec<String> = forged.split('.').map(str::to_owned).collect();
         p[0] = parts[0].to_owned();
         assert_eq!(verify(&p.join("."), keys), Err(SealError::BadSignature));
+
+        // A header with a member sealgate never writes, signed by our own key.
+        let header = br#"{"alg":"EdDSA","typ":"seal+jwt","kid":"KID","crit":["exp"]}"#;
+        let header = std::str::from_utf8(header)
+            .expect("utf8")
+            .replace("KID", s.key_id());
+        let mut extra = B64URL.encode(header.as_bytes());
+        extra.push('.');
+        extra.push_str(parts[1]);
+        let sig = s.sign(extra.as_bytes());
+        extra.push('.');
+        extra.push_str(&B64URL.encode(sig.to_bytes()));
+        assert_eq!(verify(&extra, keys), Err(SealError::Malformed));
 
         // Structural garbage.
         for bad in ["", "a.b", "a.b.c.d", "!!.!!.!!", &token[..token.len() - 2]] {

@@ -68,8 +68,9 @@ impl Default for Settings {
     }
 }
 
-/// Values given explicitly (by environment or flag) that win over the file.
-#[derive(Debug, Default, Clone)]
+/// Values given explicitly (by environment or flag) that win over the file. Its
+/// `Debug` leaves out the URLs, which may carry passwords.
+#[derive(Default, Clone)]
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
@@ -81,7 +82,23 @@ pub struct Overrides {
     pub checkpoint_interval_ms: Option<u64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |url: &Option<String>| url.as_ref().map(|_| "[hidden]");
+        f.debug_struct("Overrides")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &hidden(&self.database_url))
+            .field("redis_url", &hidden(&self.redis_url))
+            .field("origin", &self.origin)
+            .field("seal_ttl_secs", &self.seal_ttl_secs)
+            .field("max_batch", &self.max_batch)
+            .field("checkpoint_interval_ms", &self.checkpoint_interval_ms)
+            .finish()
+    }
+}
+
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     listen: Option<SocketAddr>,
@@ -308,6 +325,21 @@ mod tests {
             let err = load(bad).expect_err(bad).to_string();
             assert!(err.contains("redaction.pointers"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn debug_output_hides_database_and_redis_urls() {
+        let o = Overrides {
+            database_url: Some("postgres://app:hunter2@db/sealgate".into()),
+            redis_url: Some("redis://:s3cret@cache".into()),
+            ..Overrides::default()
+        };
+        let text = format!("{o:?}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("s3cret"),
+            "{text}"
+        );
+        assert!(text.contains("[hidden]"), "{text}");
     }
 
     #[test]
