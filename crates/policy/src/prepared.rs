@@ -20,7 +20,7 @@ use regorus::{Engine, Value as RegoValue};
 use serde::Deserialize as _;
 
 use crate::bundle::{Bundle, PolicyVersion};
-use crate::verdict::{verdict_from, Verdict};
+use crate::verdict::{verdict_from, Outcome, Verdict};
 use crate::worker;
 
 /// The rule every bundle must define; its value is the decision document.
@@ -68,8 +68,8 @@ pub enum Backend {
 /// How [`PreparedPolicy::evaluate_in`] combines the two evaluators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
-    /// The RVM decides, and every approval it gives is evaluated again on the
-    /// interpreter, whose verdict wins when they differ. The RVM treats an error
+    /// The RVM decides, and every approval or approval request it gives is evaluated
+    /// again on the interpreter, whose verdict wins when they differ. The RVM treats an error
     /// inside a rule body as "this body does not hold" (see policies/README.md), so a
     /// deny rule that errors would not deny; the interpreter fails the evaluation
     /// instead. Denials and approval requests stay at the RVM's speed; an approval
@@ -224,11 +224,13 @@ impl PreparedPolicy {
             (Mode::Confirmed, Backend::Rvm) => {
                 // RegoValue clones share their contents: this copies a pointer.
                 let fast = self.evaluate_rego(Backend::Rvm, input.clone());
-                if !fast.is_approved() {
+                if fast.outcome == Outcome::Deny {
                     return fast;
                 }
+                // An approval, or a request for one: a swallowed error may have hidden a
+                // denial, so the interpreter has the last word.
                 let reference = self.evaluate_rego(Backend::Interpreter, input);
-                if reference.is_approved() {
+                if reference.outcome == fast.outcome {
                     fast
                 } else {
                     reference

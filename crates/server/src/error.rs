@@ -29,6 +29,8 @@ pub enum ApiError {
     Gone(String),
     #[error("request body exceeds {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {} s", deadline.as_secs_f64())]
+    RequestTimeout { deadline: std::time::Duration },
     #[error("content type must be application/json")]
     UnsupportedMediaType,
     #[error("{0}")]
@@ -58,6 +60,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -127,7 +130,7 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer"),
             );
         }
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
+        if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::REQUEST_TIMEOUT {
             // The rest of the body was never read, so this connection cannot carry another request.
             response
                 .headers_mut()

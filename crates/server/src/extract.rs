@@ -15,9 +15,15 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Reads a JSON object body: 415 for another content type, 413 past the size limit,
 /// 400 naming the limit for deep nesting, 400 with the position for malformed JSON.
+/// Reads and checks a JSON object body. A body still arriving after `deadline` is a
+/// 408, so a slow client cannot hold a request open. (Store calls have bounds of their
+/// own: pool and statement timeouts, and the circuit breaker. No deadline cuts a
+/// request short once its entry is on its way to the ledger: an answered commit is
+/// never turned into an error.)
 pub async fn json_body(
     headers: &HeaderMap,
     body: Body,
+    deadline: std::time::Duration,
 ) -> Result<serde_json::Map<String, Value>, ApiError> {
     if let Some(ct) = headers.get(http::header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
@@ -26,7 +32,11 @@ pub async fn json_body(
             return Err(ApiError::UnsupportedMediaType);
         }
     }
-    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    let read = tokio::time::timeout(deadline, Limited::new(body, MAX_BODY_BYTES).collect());
+    let Ok(read) = read.await else {
+        return Err(ApiError::RequestTimeout { deadline });
+    };
+    let bytes = match read {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(ApiError::PayloadTooLarge {

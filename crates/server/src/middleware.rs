@@ -1,18 +1,17 @@
 //! Request-wide concerns: the correlation id (accepted from `X-Correlation-ID` when
 //! well formed, generated otherwise, echoed back and written into problem bodies)
-//! and one log line per request that never includes headers or bodies; and the
-//! request deadline.
+//! and one log line per request that never includes headers or bodies.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::json;
 
-use crate::error::{ApiError, Problem};
+use crate::error::Problem;
 
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
@@ -24,20 +23,6 @@ fn acceptable(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-}
-
-/// Answers 503 when a request (reading its body included) runs past `limit`, so a slow
-/// client or a stalled dependency cannot hold a connection forever. A decision whose
-/// entry was already handed to the appender may still commit; its seal is never sent,
-/// so nothing can act on it.
-pub async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => axum::response::IntoResponse::into_response(ApiError::Unavailable(format!(
-            "the request did not finish within its deadline of {} s; no seal was issued",
-            limit.as_secs_f64()
-        ))),
-    }
 }
 
 pub async fn correlation(mut req: Request, next: Next) -> Response {

@@ -41,10 +41,6 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.settings.request_timeout,
-            middleware::deadline,
-        ))
         .layer(axum::middleware::from_fn(middleware::correlation))
         .with_state(state)
 }
@@ -54,13 +50,13 @@ type ApiResult = Result<Response, ApiError>;
 async fn validate(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
     let started = Instant::now();
     let caller = s.require(&headers, Role::Agent).await?;
-    let body = json_body(&headers, body).await?;
+    let body = json_body(&headers, body, s.settings.request_timeout).await?;
     Ok(Json(decide::decide(&s, &caller, body, started).await?).into_response())
 }
 
 async fn verify_seal(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
     s.require(&headers, Role::Executor).await?;
-    let body = json_body(&headers, body).await?;
+    let body = json_body(&headers, body, s.settings.request_timeout).await?;
     Ok(Json(seals::verify(&s, body).await?).into_response())
 }
 
@@ -71,7 +67,7 @@ async fn redeem_seal(
     body: Body,
 ) -> ApiResult {
     let caller = s.require(&headers, Role::Executor).await?;
-    let body = json_body(&headers, body).await?;
+    let body = json_body(&headers, body, s.settings.request_timeout).await?;
     Ok(Json(seals::redeem(&s, &caller, &seal_id, body).await?).into_response())
 }
 
@@ -151,7 +147,7 @@ async fn list_policies(State(s): State<AppState>, headers: HeaderMap) -> ApiResu
 
 async fn upload_policy(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
     let caller = s.require(&headers, Role::Admin).await?;
-    let body = json_body(&headers, body).await?;
+    let body = json_body(&headers, body, s.settings.request_timeout).await?;
     let uploaded = policies::upload(&s, &caller, body).await?;
     let status = if uploaded.created {
         StatusCode::CREATED
@@ -181,7 +177,7 @@ async fn activate_policy(
 
 async fn create_key(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
     let caller = s.require(&headers, Role::Admin).await?;
-    let body = json_body(&headers, body).await?;
+    let body = json_body(&headers, body, s.settings.request_timeout).await?;
     Ok((
         StatusCode::CREATED,
         Json(keys::create(&s, &caller, body).await?),

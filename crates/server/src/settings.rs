@@ -23,7 +23,7 @@ pub struct Settings {
     pub seal_ttl: Duration,
     /// Most entries the appender commits in one transaction.
     pub max_batch: usize,
-    /// Deadline for one request, end to end.
+    /// How long a request body may take to arrive (408 after that).
     pub request_timeout: Duration,
     /// How often a checkpoint is signed while entries arrive.
     pub checkpoint_interval: Duration,
@@ -250,21 +250,14 @@ impl Settings {
     }
 }
 
-/// The manifest's top-level text fields: a marker string can stand in for them.
-const REDACTABLE_FIELDS: [&str; 8] = [
-    "/agent_id",
-    "/org_id",
-    "/user_id",
-    "/provider",
-    "/method",
-    "/reasoning",
-    "/environment",
-    "/manifest_id",
-];
+/// The manifest's top-level text fields a marker may stand in for. Not the fields that
+/// identify the action (agent_id, org_id, provider, method, manifest_id): seals,
+/// audit filters and executors read those.
+const REDACTABLE_FIELDS: [&str; 3] = ["/reasoning", "/user_id", "/environment"];
 
 /// A pointer whose value a marker string may replace and leave a valid manifest:
-/// anything inside `parameters`, or a text field (not `/parameters` itself, nor
-/// `/confidence_score`, which must stay a number).
+/// anything inside `parameters`, or one of [`REDACTABLE_FIELDS`] (not `/parameters`
+/// itself, nor `/confidence_score`, which must stay a number).
 fn redactable(pointer: &str) -> bool {
     pointer
         .strip_prefix("/parameters/")
@@ -318,6 +311,8 @@ mod tests {
             "/parameters",
             "/parameters/",
             "/confidence_score",
+            "/agent_id",
+            "/method",
             "/other",
             "reasoning",
             "",

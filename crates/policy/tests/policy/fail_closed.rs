@@ -275,3 +275,29 @@ fn bundle_data_is_visible_to_the_policy() {
         assert!(!p.evaluate_with(backend, &json!({"n": 4})).is_approved());
     }
 }
+
+#[test]
+fn an_approval_request_hiding_an_erroring_deny_rule_is_denied() {
+    // A person must not be asked to approve what the policy would deny.
+    let p = policy(
+        "package sealgate\nimport rego.v1\n\
+         decision := {\"allow\": false, \"deny\": deny, \"require_approval\": [\"look\"]}\n\
+         deny contains \"too much\" if to_number(input.amount) > 10\n",
+    );
+    let input = json!({"amount": "abc"});
+    assert_eq!(
+        p.evaluate_in(Mode::Rvm, &input).outcome,
+        Outcome::RequireApproval
+    );
+    let verdict = p.evaluate(&input);
+    assert_eq!(verdict.outcome, Outcome::Deny, "{verdict:?}");
+    assert!(
+        verdict.reasons[0].starts_with("policy error: could not parse string as number"),
+        "{verdict:?}"
+    );
+    // Where both agree, the request for approval stands.
+    assert_eq!(
+        p.evaluate(&json!({"amount": "5"})).outcome,
+        Outcome::RequireApproval
+    );
+}
