@@ -884,11 +884,16 @@ async fn sample(
         Ok(c) => c,
         Err(t) => return Ok(Err(t)),
     };
-    let Some(latest) = checkpoints.iter().max_by_key(|c| c.size) else {
-        bail!("--sample needs at least one stored checkpoint");
+    let entries = source.size().await?;
+    let latest = checkpoints.iter().max_by_key(|c| c.size);
+    let Some(latest) = latest.filter(|c| c.size > 0 || entries == 0) else {
+        // As in a full check: entries no signed checkpoint covers could be anyone's.
+        return Ok(Err(Tamper(format!(
+            "no signed checkpoint covers any of the {entries} entries: nothing vouches for them"
+        ))));
     };
     let size = latest.size;
-    if size > source.size().await? {
+    if size > entries {
         return Ok(Err(Tamper(format!(
             "latest checkpoint covers {size} entries but the ledger has fewer"
         ))));
@@ -926,7 +931,8 @@ async fn sample(
         checked += 1;
     }
     Ok(Ok(
-        json!({"ok": true, "sampled": checked, "tree_size": size, "root": B64.encode(latest.root)}),
+        json!({"ok": true, "sampled": checked, "tree_size": size, "root": B64.encode(latest.root),
+               "anchored_entries": size, "unanchored_entries": entries - size}),
     ))
 }
 

@@ -159,11 +159,16 @@ fn tampered_copy(pristine: &Path, name: &str) -> (PathBuf, Connection) {
 }
 
 fn verify(dir: &Path, key: &str) -> (i32, String) {
+    verify_with(dir, key, &[])
+}
+
+fn verify_with(dir: &Path, key: &str, extra: &[&str]) -> (i32, String) {
     let out = Command::new(BIN)
         .arg("verify")
         .arg("--data-dir")
         .arg(dir)
         .args(["--key", key])
+        .args(extra)
         .output()
         .expect("verify");
     let text = format!(
@@ -195,6 +200,12 @@ async fn verify_catches_every_tamper_drill() {
         serde_json::json!(0),
         "{text}"
     );
+    let (code, text) = verify_with(&pristine, &key, &["--sample", "5"]);
+    assert_eq!(
+        code, 0,
+        "sampled proofs of an untouched ledger verify: {text}"
+    );
+    assert!(text.contains("\"sampled\": 5"), "{text}");
     let size: i64 = Connection::open(pristine.join("ledger.db"))
         .expect("open")
         .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
@@ -323,6 +334,9 @@ async fn verify_catches_every_tamper_drill() {
     conn.execute("DELETE FROM checkpoints", []).expect("delete");
     let (code, text) = verify(&dir, &key);
     assert_eq!(code, 1, "{text}");
+    assert!(text.contains("no signed checkpoint covers"), "{text}");
+    let (code, text) = verify_with(&dir, &key, &["--sample", "5"]);
+    assert_eq!(code, 1, "sampling must not pass it either: {text}");
     assert!(text.contains("no signed checkpoint covers"), "{text}");
 
     // 5. The log truncated and different entries re-appended by a real server.
