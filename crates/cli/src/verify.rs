@@ -851,7 +851,8 @@ impl Audit {
         if self.size > 0 && anchored == 0 {
             return Err(Tamper(format!(
                 "no signed checkpoint covers any of the {} entries: nothing vouches for them \
-                 (checkpoints removed, or an export without them; pass --checkpoint with one you hold)",
+                 (checkpoints removed, an export without them, or a server stopped before its first \
+                 checkpoint: starting it once signs one; or pass --checkpoint with one you hold)",
                 self.size
             )));
         }
@@ -889,7 +890,8 @@ async fn sample(
     let Some(latest) = latest.filter(|c| c.size > 0 || entries == 0) else {
         // As in a full check: entries no signed checkpoint covers could be anyone's.
         return Ok(Err(Tamper(format!(
-            "no signed checkpoint covers any of the {entries} entries: nothing vouches for them"
+            "no signed checkpoint covers any of the {entries} entries: nothing vouches for them \
+             (a server stopped before its first checkpoint signs one when started again)"
         ))));
     };
     let size = latest.size;
