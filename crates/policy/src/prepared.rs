@@ -69,11 +69,10 @@ pub enum Backend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// The RVM decides, and every approval or approval request it gives is evaluated
-    /// again on the interpreter, whose verdict wins when they differ. The RVM treats an error
-    /// inside a rule body as "this body does not hold" (see policies/README.md), so a
-    /// deny rule that errors would not deny; the interpreter fails the evaluation
-    /// instead. Denials and approval requests stay at the RVM's speed; an approval
-    /// costs both.
+    /// again on the interpreter, whose verdict wins when they differ. The RVM treats an
+    /// error inside a rule body as "this body does not hold" (see policies/README.md),
+    /// so a deny rule that errors would not deny; the interpreter fails the evaluation
+    /// instead. Denials stay at the RVM's speed; anything else costs both.
     #[default]
     Confirmed,
     /// The RVM alone: errors inside rule bodies make those bodies undefined (OPA's

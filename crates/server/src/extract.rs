@@ -14,12 +14,11 @@ use crate::error::ApiError;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Reads a JSON object body: 415 for another content type, 413 past the size limit,
-/// 400 naming the limit for deep nesting, 400 with the position for malformed JSON.
-/// Reads and checks a JSON object body. A body still arriving after `deadline` is a
-/// 408, so a slow client cannot hold a request open. (Store calls have bounds of their
-/// own: pool and statement timeouts, and the circuit breaker. No deadline cuts a
-/// request short once its entry is on its way to the ledger: an answered commit is
-/// never turned into an error.)
+/// 408 when it is still arriving after `deadline` (so a slow client cannot hold a
+/// request open), 400 naming the limit for deep nesting, 400 with the position for
+/// malformed JSON. Only the body read has a deadline: store calls have bounds of their
+/// own (pool and statement timeouts, the circuit breaker), and nothing cuts a request
+/// short once its entry is on its way to the ledger.
 pub async fn json_body(
     headers: &HeaderMap,
     body: Body,
