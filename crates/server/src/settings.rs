@@ -338,6 +338,25 @@ mod tests {
     }
 
     #[test]
+    fn request_timeout_must_be_1_to_600_seconds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sealgate.toml");
+        let load = |secs: u64| {
+            std::fs::write(&path, format!("request_timeout_secs = {secs}\n")).expect("write");
+            Settings::load(Some(&path), Overrides::default())
+        };
+        assert_eq!(load(1).expect("1").request_timeout, Duration::from_secs(1));
+        assert_eq!(
+            load(600).expect("600").request_timeout,
+            Duration::from_secs(600)
+        );
+        for bad in [0, 601] {
+            let err = load(bad).expect_err("out of range").to_string();
+            assert!(err.contains("request_timeout_secs"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn policy_evaluation_names_a_mode() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sealgate.toml");
