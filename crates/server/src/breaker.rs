@@ -239,6 +239,16 @@ impl Store for BreakerStore {
     async fn decisions(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
         self.guard(self.inner.decisions(query)).await
     }
+    async fn decision(&self, decision_id: &str) -> Result<Option<AuditRow>, StoreError> {
+        self.guard(self.inner.decision(decision_id)).await
+    }
+    async fn pending_approvals(
+        &self,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        self.guard(self.inner.pending_approvals(before, limit)).await
+    }
     async fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
         self.guard(self.inner.nodes(ids)).await
     }

@@ -4,7 +4,8 @@
 //! 1. `SELECT next_index FROM log_head FOR UPDATE` — the lock that serialises batches
 //!    from every replica, so indices are contiguous and in commit order. Later
 //!    statements see everything committed before the lock was granted.
-//! 2. One query for the claims of the batch's redemptions (seal known? redeemed?),
+//! 2. One query for the claims of the batch's redemptions (seal known? redeemed?)
+//!    and, when it resolves pending decisions, one for those (already resolved?),
 //!    pipelined with one query for the Merkle frontier at the head (skipped when this
 //!    process's cached frontier is for exactly that size; see `tree`). The batch is
 //!    walked in order with what earlier entries of the same batch issued and
@@ -42,6 +43,8 @@ const CLAIMS: &str = "SELECT id,
         EXISTS (SELECT 1 FROM seals s WHERE s.seal_id = id),
         EXISTS (SELECT 1 FROM redemptions r WHERE r.seal_id = id)
     FROM unnest($1::text[]) AS id";
+const RESOLVED: &str =
+    "SELECT decision_idx FROM resolutions WHERE decision_idx = ANY($1::bigint[])";
 const LANDED: &str = "SELECT leaf_hash FROM entries WHERE idx >= $1 AND idx < $2 ORDER BY idx";
 const INSERT_ENTRIES: &str = "INSERT INTO entries (idx, kind, canonical, leaf_hash)
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[])";
@@ -53,6 +56,9 @@ const INSERT_SEALS: &str = "INSERT INTO seals (seal_id, idx, decision_idx, expir
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[])";
 const INSERT_REDEMPTIONS: &str = "INSERT INTO redemptions (seal_id, idx, redeemed_at)
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])";
+const INSERT_RESOLUTIONS: &str = "INSERT INTO resolutions
+        (decision_idx, idx, approved, approver, resolved_at)
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::boolean[], $4::text[], $5::text[])";
 const INSERT_ACTIVATIONS: &str = "INSERT INTO policy_activations (idx, version)
     SELECT * FROM unnest($1::bigint[], $2::text[])";
 
@@ -86,6 +92,11 @@ struct Columns<'a> {
     r_seal: Vec<&'a str>,
     r_idx: Vec<i64>,
     r_at: Vec<&'a str>,
+    v_decision: Vec<i64>,
+    v_idx: Vec<i64>,
+    v_approved: Vec<bool>,
+    v_approver: Vec<&'a str>,
+    v_at: Vec<&'a str>,
     a_idx: Vec<i64>,
     a_version: Vec<&'a str>,
     n_level: Vec<i16>,
@@ -135,19 +146,32 @@ impl PostgresStore {
         }
 
         let cached = self.frontier.get(head);
-        let ((known, redeemed), mut frontier) = tokio::try_join!(claims(&tx, batch), async {
-            match cached {
-                Some(f) => Ok(f),
-                None => load_frontier(&tx, head).await,
-            }
-        })?;
+        let ((known, redeemed, resolved), mut frontier) =
+            tokio::try_join!(claims(&tx, batch), async {
+                match cached {
+                    Some(f) => Ok(f),
+                    None => load_frontier(&tx, head).await,
+                }
+            })?;
         let mut cols = Columns::default();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut issued_here: HashSet<&str> = HashSet::new();
         let mut redeemed_here: HashSet<&str> = HashSet::new();
+        let mut resolved_here: HashSet<u64> = HashSet::new();
         let mut next = head;
         for new in batch {
             let derived = new.derived();
+            if let Some(r) = &derived.resolution {
+                if resolved.contains(&r.decision_index) || !resolved_here.insert(r.decision_index) {
+                    outcomes.push(Err(Rejection::AlreadyResolved(r.decision_index)));
+                    continue;
+                }
+                cols.v_decision.push(to_i64(r.decision_index)?);
+                cols.v_idx.push(next);
+                cols.v_approved.push(r.approved);
+                cols.v_approver.push(r.approver);
+                cols.v_at.push(r.resolved_at);
+            }
             if let Some((seal_id, at)) = derived.redemption {
                 if redeemed.contains(seal_id) || redeemed_here.contains(seal_id) {
                     outcomes.push(Err(Rejection::AlreadyRedeemed(seal_id.to_owned())));
@@ -238,30 +262,47 @@ impl PostgresStore {
     }
 }
 
-/// Which of the batch's redeemed seals exist, and which are already redeemed.
-async fn claims<'b>(
+/// Sets of what the batch's claims find committed: seals that exist, seals already
+/// redeemed, decisions already resolved.
+type Claimed = (HashSet<String>, HashSet<String>, HashSet<u64>);
+
+/// Which of the batch's redeemed seals exist and are already redeemed, and which of
+/// the decisions it resolves were already resolved.
+async fn claims(
     tx: &deadpool_postgres::Transaction<'_>,
-    batch: &'b [NewEntry],
-) -> Result<(HashSet<String>, HashSet<String>), StoreError> {
-    let ids: Vec<&'b str> = batch
-        .iter()
-        .filter_map(|n| n.derived().redemption.map(|(id, _)| id))
-        .collect();
-    let (mut known, mut redeemed) = (HashSet::new(), HashSet::new());
-    if ids.is_empty() {
-        return Ok((known, redeemed));
-    }
-    let stmt = tx.prepare_cached(CLAIMS).await.map_err(map_pg)?;
-    for row in tx.query(&stmt, &[&ids]).await.map_err(map_pg)? {
-        let id: String = row.get(0);
-        if row.get::<_, bool>(2) {
-            redeemed.insert(id.clone());
+    batch: &[NewEntry],
+) -> Result<Claimed, StoreError> {
+    let mut ids: Vec<&str> = Vec::new();
+    let mut decisions: Vec<i64> = Vec::new();
+    for new in batch {
+        let derived = new.derived();
+        if let Some((id, _)) = derived.redemption {
+            ids.push(id);
         }
-        if row.get::<_, bool>(1) {
-            known.insert(id);
+        if let Some(r) = derived.resolution {
+            decisions.push(to_i64(r.decision_index)?);
         }
     }
-    Ok((known, redeemed))
+    let (mut known, mut redeemed, mut resolved) = (HashSet::new(), HashSet::new(), HashSet::new());
+    if !ids.is_empty() {
+        let stmt = tx.prepare_cached(CLAIMS).await.map_err(map_pg)?;
+        for row in tx.query(&stmt, &[&ids]).await.map_err(map_pg)? {
+            let id: String = row.get(0);
+            if row.get::<_, bool>(2) {
+                redeemed.insert(id.clone());
+            }
+            if row.get::<_, bool>(1) {
+                known.insert(id);
+            }
+        }
+    }
+    if !decisions.is_empty() {
+        let stmt = tx.prepare_cached(RESOLVED).await.map_err(map_pg)?;
+        for row in tx.query(&stmt, &[&decisions]).await.map_err(map_pg)? {
+            resolved.insert(row.get::<_, i64>(0) as u64);
+        }
+    }
+    Ok((known, redeemed, resolved))
 }
 
 /// One statement per table with rows, pipelined on the connection, then the head.
@@ -270,23 +311,25 @@ async fn write(
     c: &Columns<'_>,
     next: i64,
 ) -> Result<(), StoreError> {
-    let (entries, decisions, seals, redemptions, activations, nodes, head) = tokio::try_join!(
-        tx.prepare_cached(INSERT_ENTRIES),
-        tx.prepare_cached(INSERT_DECISIONS),
-        tx.prepare_cached(INSERT_SEALS),
-        tx.prepare_cached(INSERT_REDEMPTIONS),
-        tx.prepare_cached(INSERT_ACTIVATIONS),
-        tx.prepare_cached(INSERT_NODES),
-        tx.prepare_cached(MOVE_HEAD),
-    )
-    .map_err(map_pg)?;
+    let (entries, decisions, seals, redemptions, resolutions, activations, nodes, head) =
+        tokio::try_join!(
+            tx.prepare_cached(INSERT_ENTRIES),
+            tx.prepare_cached(INSERT_DECISIONS),
+            tx.prepare_cached(INSERT_SEALS),
+            tx.prepare_cached(INSERT_REDEMPTIONS),
+            tx.prepare_cached(INSERT_RESOLUTIONS),
+            tx.prepare_cached(INSERT_ACTIVATIONS),
+            tx.prepare_cached(INSERT_NODES),
+            tx.prepare_cached(MOVE_HEAD),
+        )
+        .map_err(map_pg)?;
     let entry_params: [&(dyn ToSql + Sync); 4] = [&c.e_idx, &c.e_kind, &c.e_canonical, &c.e_hash];
     let n_hash: Vec<&[u8]> = c.n_hash.iter().map(|h| &h[..]).collect();
     let head_params: [&(dyn ToSql + Sync); 1] = [&next];
     // join!, not try_join!: the statements are answered in order, and the error that
     // matters is the first one (the later ones only say the transaction is aborted).
     // try_join! polls in rotating order and could report one of those instead.
-    let (e, d, s, r, a, n, h) = tokio::join!(
+    let (e, d, s, r, v, a, n, h) = tokio::join!(
         tx.execute(&entries, &entry_params),
         async {
             if c.d_idx.is_empty() {
@@ -322,6 +365,22 @@ async fn write(
                 .await
         },
         async {
+            if c.v_idx.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(
+                &resolutions,
+                &[
+                    &c.v_decision,
+                    &c.v_idx,
+                    &c.v_approved,
+                    &c.v_approver,
+                    &c.v_at,
+                ],
+            )
+            .await
+        },
+        async {
             if c.a_idx.is_empty() {
                 return Ok(0);
             }
@@ -336,7 +395,7 @@ async fn write(
         tx.execute(&head, &head_params),
     );
     let (wrote, moved) = (e.map_err(map_pg)?, {
-        d.and(s).and(r).and(a).map_err(map_pg)?;
+        d.and(s).and(r).and(v).and(a).map_err(map_pg)?;
         let n = n.map_err(map_pg)?;
         if n != c.n_idx.len() as u64 {
             return Err(StoreError::Backend(format!(

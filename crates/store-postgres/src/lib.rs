@@ -24,7 +24,7 @@ use sealgate_core::entry::Status;
 use sealgate_core::Role;
 use sealgate_store::{
     ApiKey, AppendOutcome, AuditQuery, AuditRow, NewApiKey, NewCheckpoint, NewEntry, NewPolicy,
-    NodeId, PolicySummary, Redemption, SealRecord, Store, StoreError, StoredCheckpoint,
+    NodeId, PolicySummary, Redemption, Resolution, SealRecord, Store, StoreError, StoredCheckpoint,
     StoredEntry, StoredPolicy,
 };
 use tokio_postgres::types::ToSql;
@@ -244,6 +244,32 @@ fn stored_entry(row: &Row, at: usize) -> Result<StoredEntry, StoreError> {
     })
 }
 
+/// The columns `audit_row` reads: the entry, its seal's redemption, its resolution.
+const AUDIT_ROW: &str = "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at,
+        v.idx, v.approved, v.approver, v.resolved_at
+     FROM decisions d
+     JOIN entries e ON e.idx = d.idx
+     LEFT JOIN seals s ON s.decision_idx = d.idx
+     LEFT JOIN redemptions r ON r.seal_id = s.seal_id
+     LEFT JOIN resolutions v ON v.decision_idx = d.idx";
+
+fn audit_row(r: &Row) -> Result<AuditRow, StoreError> {
+    let resolution = match get::<Option<i64>>(r, 5)? {
+        Some(idx) => Some(Resolution {
+            index: index(idx)?,
+            approved: get(r, 6)?,
+            approver: get(r, 7)?,
+            resolved_at: get(r, 8)?,
+        }),
+        None => None,
+    };
+    Ok(AuditRow {
+        entry: stored_entry(r, 0)?,
+        resolution,
+        redemption: redemption(r, 3)?,
+    })
+}
+
 fn redemption(row: &Row, at: usize) -> Result<Option<Redemption>, StoreError> {
     let idx: Option<i64> = row.try_get(at).map_err(map_pg)?;
     match idx {
@@ -370,22 +396,38 @@ impl Store for PostgresStore {
             format!("WHERE {}", filters.join(" AND "))
         };
         let sql = format!(
-            "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at
-             FROM decisions d
-             JOIN entries e ON e.idx = d.idx
-             LEFT JOIN seals s ON s.decision_idx = d.idx
-             LEFT JOIN redemptions r ON r.seal_id = s.seal_id
-             {where_clause}
+            "{AUDIT_ROW} {where_clause}
              ORDER BY d.idx DESC
              LIMIT ${}",
             params.len()
         );
-        self.query("decisions", &sql, &params, |r| {
-            Ok(AuditRow {
-                entry: stored_entry(r, 0)?,
-                redemption: redemption(r, 3)?,
-            })
-        })
+        self.query("decisions", &sql, &params, audit_row).await
+    }
+
+    async fn decision(&self, decision_id: &str) -> Result<Option<AuditRow>, StoreError> {
+        let sql = format!("{AUDIT_ROW} WHERE d.decision_id = $1");
+        self.query_opt("decision", &sql, &[&decision_id], audit_row)
+            .await
+    }
+
+    async fn pending_approvals(
+        &self,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let before = before.map(bound).unwrap_or(i64::MAX);
+        self.query(
+            "pending_approvals",
+            "SELECT e.idx, e.canonical, e.leaf_hash
+             FROM decisions d
+             JOIN entries e ON e.idx = d.idx
+             WHERE d.status = 'pending_approval' AND d.idx < $1
+               AND NOT EXISTS (SELECT 1 FROM resolutions v WHERE v.decision_idx = d.idx)
+             ORDER BY d.idx DESC
+             LIMIT $2",
+            &[&before, &i64::from(limit)],
+            |r| stored_entry(r, 0),
+        )
         .await
     }
 

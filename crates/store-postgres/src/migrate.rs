@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../migrations/0002_service_role.sql"),
     ),
     (3, "tree", include_str!("../migrations/0003_tree.sql")),
+    (
+        4,
+        "resolutions",
+        include_str!("../migrations/0004_resolutions.sql"),
+    ),
 ];
 
 /// The migration that adds `tree_nodes`; entries already in the ledger get their

@@ -20,8 +20,8 @@ use sealgate_core::Role;
 use sealgate_ledger::Frontier;
 use sealgate_store::{
     ApiKey, AppendOutcome, Appended, AuditQuery, AuditRow, NewApiKey, NewCheckpoint, NewEntry,
-    NewPolicy, NodeId, PolicySummary, Redemption, Rejection, SealRecord, Store, StoreError,
-    StoredCheckpoint, StoredEntry, StoredPolicy,
+    NewPolicy, NodeId, PolicySummary, Redemption, Rejection, Resolution, SealRecord, Store,
+    StoreError, StoredCheckpoint, StoredEntry, StoredPolicy,
 };
 use tracing::instrument;
 
@@ -254,6 +254,32 @@ fn stored_entry(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredEn
     })
 }
 
+/// An audit row from the columns the audit queries select: the entry, then the
+/// redemption (index, time), then the resolution (index, approved, approver, time).
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    let redemption = match r.get::<_, Option<i64>>(3)? {
+        Some(idx) => Some(Redemption {
+            index: idx as u64,
+            redeemed_at: r.get(4)?,
+        }),
+        None => None,
+    };
+    let resolution = match r.get::<_, Option<i64>>(5)? {
+        Some(idx) => Some(Resolution {
+            index: idx as u64,
+            approved: r.get(6)?,
+            approver: r.get(7)?,
+            resolved_at: r.get(8)?,
+        }),
+        None => None,
+    };
+    Ok(AuditRow {
+        entry: stored_entry(r, 0)?,
+        resolution,
+        redemption,
+    })
+}
+
 fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>, StoreError> {
     let tx = w.conn.transaction().map_err(map_err)?;
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -283,6 +309,15 @@ fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>
         let mut insert_node = tx
             .prepare_cached("INSERT INTO tree_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")
             .map_err(map_err)?;
+        let mut resolved = tx
+            .prepare_cached("SELECT 1 FROM resolutions WHERE decision_idx = ?1")
+            .map_err(map_err)?;
+        let mut insert_resolution = tx
+            .prepare_cached(
+                "INSERT INTO resolutions (decision_idx, idx, approved, approver, resolved_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(map_err)?;
         let mut insert_activation = tx
             .prepare_cached("INSERT INTO policy_activations (idx, version) VALUES (?1, ?2)")
             .map_err(map_err)?;
@@ -298,6 +333,16 @@ fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>
                 }
                 if !seal_exists.exists([seal_id]).map_err(map_err)? {
                     outcomes.push(Err(Rejection::UnknownSeal(seal_id.to_owned())));
+                    continue;
+                }
+            }
+            if let Some(r) = &derived.resolution {
+                // As for redemptions: the primary key guards, the check spares the batch.
+                if resolved
+                    .exists([r.decision_index.min(i64::MAX as u64) as i64])
+                    .map_err(map_err)?
+                {
+                    outcomes.push(Err(Rejection::AlreadyResolved(r.decision_index)));
                     continue;
                 }
             }
@@ -317,6 +362,17 @@ fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>
             if let Some((seal_id, at)) = derived.redemption {
                 insert_redemption
                     .execute(params![seal_id, i, at])
+                    .map_err(map_err)?;
+            }
+            if let Some(r) = &derived.resolution {
+                insert_resolution
+                    .execute(params![
+                        r.decision_index.min(i64::MAX as u64) as i64,
+                        i,
+                        r.approved,
+                        r.approver,
+                        r.resolved_at
+                    ])
                     .map_err(map_err)?;
             }
             if let Some(version) = derived.activation {
@@ -442,11 +498,13 @@ impl Store for SqliteStore {
         let q = q.clone();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at
+                "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at,
+                        v.idx, v.approved, v.approver, v.resolved_at
                  FROM decisions d
                  JOIN entries e ON e.idx = d.idx
                  LEFT JOIN seals s ON s.decision_idx = d.idx
                  LEFT JOIN redemptions r ON r.seal_id = s.seal_id
+                 LEFT JOIN resolutions v ON v.decision_idx = d.idx
                  WHERE (?1 IS NULL OR d.agent_id = ?1)
                    AND (?2 IS NULL OR d.org_id = ?2)
                    AND (?3 IS NULL OR d.method = ?3)
@@ -469,20 +527,52 @@ impl Store for SqliteStore {
                     before,
                     q.limit
                 ],
-                |r| {
-                    let redemption = match r.get::<_, Option<i64>>(3)? {
-                        Some(idx) => Some(Redemption {
-                            index: idx as u64,
-                            redeemed_at: r.get(4)?,
-                        }),
-                        None => None,
-                    };
-                    Ok(AuditRow {
-                        entry: stored_entry(r, 0)?,
-                        redemption,
-                    })
-                },
+                audit_row,
             )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn decision(&self, decision_id: &str) -> Result<Option<AuditRow>, StoreError> {
+        self.write(flush_audit).await?;
+        let decision_id = decision_id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at,
+                        v.idx, v.approved, v.approver, v.resolved_at
+                 FROM decisions d
+                 JOIN entries e ON e.idx = d.idx
+                 LEFT JOIN seals s ON s.decision_idx = d.idx
+                 LEFT JOIN redemptions r ON r.seal_id = s.seal_id
+                 LEFT JOIN resolutions v ON v.decision_idx = d.idx
+                 WHERE d.decision_id = ?1",
+            )?
+            .query_row([decision_id], audit_row)
+            .optional()
+        })
+        .await
+    }
+
+    async fn pending_approvals(
+        &self,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        self.write(flush_audit).await?;
+        let before = before.map(|b| b.min(i64::MAX as u64) as i64);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT e.idx, e.canonical, e.leaf_hash
+                 FROM decisions d
+                 JOIN entries e ON e.idx = d.idx
+                 LEFT JOIN resolutions v ON v.decision_idx = d.idx
+                 WHERE d.status = 'pending_approval' AND v.decision_idx IS NULL
+                   AND (?1 IS NULL OR d.idx < ?1)
+                 ORDER BY d.idx DESC
+                 LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![before, limit], |r| stored_entry(r, 0))?;
             rows.collect()
         })
         .await

@@ -9,6 +9,7 @@ use crate::map_err;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_ledger.sql"),
     include_str!("../migrations/0002_tree.sql"),
+    include_str!("../migrations/0003_resolutions.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

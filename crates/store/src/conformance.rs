@@ -4,7 +4,8 @@
 //! fresh, empty store (its own file, database or schema).
 
 use sealgate_core::entry::{
-    DecisionEntry, Entry, Latency, PolicyActivation, RedemptionEntry, SealGrant, Status,
+    ApprovalEntry, DecisionEntry, Entry, Latency, PolicyActivation, RedemptionEntry, SealGrant,
+    Status,
 };
 use sealgate_core::{Manifest, Role};
 use serde_json::json;
@@ -23,6 +24,8 @@ macro_rules! conformance_tests {
             failed_claims_take_no_index,
             redemption_is_single_use,
             redemption_twice_in_one_batch_is_refused,
+            a_pending_decision_is_resolved_once,
+            a_resolution_seal_is_redeemable_once,
             audit_query_filters_and_pages_newest_first,
             policies_are_stored_once_and_activation_is_latest,
             keys_are_found_by_hash_until_revoked,
@@ -82,6 +85,29 @@ pub fn redemption(seal_id: &str, decision_index: u64) -> NewEntry {
         seal_id: seal_id.to_owned(),
         decision_index,
         redeemed_by: "key-executor".into(),
+    }))
+    .expect("canonical")
+}
+
+/// A person's answer to the pending decision at `decision_index`; approving grants
+/// `seal` when given.
+pub fn resolution(
+    decision_index: u64,
+    decision_id: &str,
+    approved: bool,
+    seal: Option<&str>,
+) -> NewEntry {
+    NewEntry::new(Entry::ApprovalResolved(ApprovalEntry {
+        server_time: "2026-11-23T12:30:00.000000Z".into(),
+        decision_index,
+        decision_id: decision_id.to_owned(),
+        approved,
+        approver: "key-approver".into(),
+        reason: "checked with the customer".into(),
+        seal: seal.map(|s| SealGrant {
+            seal_id: s.to_owned(),
+            expires_at: "2030-01-01T00:00:00.000000Z".into(),
+        }),
     }))
     .expect("canonical")
 }
@@ -197,6 +223,117 @@ pub async fn redemption_twice_in_one_batch_is_refused(store: Arc<dyn Store>) {
     assert!(out[0].is_ok());
     assert_eq!(out[1], Err(Rejection::AlreadyRedeemed("seal-x".into())));
     assert_eq!(store.tree_size().await.expect("size"), 2);
+}
+
+fn decision_id(new: &NewEntry) -> String {
+    match &new.entry {
+        Entry::Decision(d) => d.decision_id.clone(),
+        other => panic!("not a decision: {}", other.kind()),
+    }
+}
+
+pub async fn a_pending_decision_is_resolved_once(store: Arc<dyn Store>) {
+    let pending: Vec<NewEntry> = (0..3)
+        .map(|i| decision("p", "payment", Status::PendingApproval, None, &t(i)))
+        .collect();
+    let ids: Vec<String> = pending.iter().map(decision_id).collect();
+    let mut batch = pending;
+    batch.push(decision("p", "payment", Status::Denied, None, &t(3)));
+    store.append(batch).await.expect("append");
+    let queue = |before| {
+        let store = store.clone();
+        async move {
+            let page = store.pending_approvals(before, 10).await.expect("queue");
+            page.iter().map(|e| e.index).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        queue(None).await,
+        vec![2, 1, 0],
+        "newest first, denials left out"
+    );
+    assert_eq!(queue(Some(2)).await, vec![1, 0], "below the cursor");
+
+    // One batch resolves decision 1 twice and decision 0 once: the repeat is refused.
+    let out = store
+        .append(vec![
+            resolution(1, &ids[1], false, None),
+            resolution(1, &ids[1], true, Some("seal-twice")),
+            resolution(0, &ids[0], true, Some("seal-p0")),
+        ])
+        .await
+        .expect("append");
+    assert_eq!(out[0].as_ref().expect("first answer").index, 4);
+    assert_eq!(out[1], Err(Rejection::AlreadyResolved(1)));
+    assert_eq!(out[2].as_ref().expect("other decision").index, 5);
+    // And so is a later one, in a batch of its own.
+    let later = store
+        .append(vec![resolution(0, &ids[0], false, None)])
+        .await
+        .expect("append");
+    assert_eq!(later[0], Err(Rejection::AlreadyResolved(0)));
+    assert_eq!(store.tree_size().await.expect("size"), 6);
+    assert!(
+        store.seal("seal-twice").await.expect("read").is_none(),
+        "a refused resolution grants nothing"
+    );
+    assert_eq!(queue(None).await, vec![2]);
+
+    let row = store.decision(&ids[1]).await.expect("read").expect("found");
+    assert_eq!(row.entry.index, 1);
+    let r = row.resolution.expect("resolved");
+    assert_eq!(
+        (r.index, r.approved, r.approver.as_str()),
+        (4, false, "key-approver")
+    );
+    assert_eq!(r.resolved_at, "2026-11-23T12:30:00.000000Z");
+    let open = store.decision(&ids[2]).await.expect("read").expect("found");
+    assert!(open.resolution.is_none());
+    assert!(store.decision("dec-nobody").await.expect("read").is_none());
+    let audit = store
+        .decisions(&AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    let resolved: Vec<(u64, Option<u64>)> = audit
+        .iter()
+        .map(|r| (r.entry.index, r.resolution.as_ref().map(|v| v.index)))
+        .collect();
+    assert_eq!(
+        resolved,
+        vec![(3, None), (2, None), (1, Some(4)), (0, Some(5))]
+    );
+}
+
+pub async fn a_resolution_seal_is_redeemable_once(store: Arc<dyn Store>) {
+    let pending = decision("q", "refund", Status::PendingApproval, None, &t(0));
+    let id = decision_id(&pending);
+    store.append(vec![pending]).await.expect("append");
+    store
+        .append(vec![resolution(0, &id, true, Some("seal-q"))])
+        .await
+        .expect("append");
+    let seal = store.seal("seal-q").await.expect("read").expect("granted");
+    assert_eq!(
+        (seal.decision_index, seal.redemption),
+        (0, None),
+        "the seal names the decision it executes, not the resolution"
+    );
+    let first = store
+        .append(vec![redemption("seal-q", 0)])
+        .await
+        .expect("append");
+    assert_eq!(first[0].as_ref().expect("redeemed").index, 2);
+    let second = store
+        .append(vec![redemption("seal-q", 0)])
+        .await
+        .expect("append");
+    assert_eq!(second[0], Err(Rejection::AlreadyRedeemed("seal-q".into())));
+    let row = store.decision(&id).await.expect("read").expect("found");
+    assert_eq!(row.redemption.expect("executed").index, 2);
+    assert_eq!(row.resolution.expect("resolved").index, 1);
 }
 
 pub async fn audit_query_filters_and_pages_newest_first(store: Arc<dyn Store>) {

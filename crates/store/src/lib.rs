@@ -1,5 +1,5 @@
 //! The storage seam. A `Store` keeps the ledger (entries, their leaf hashes, and the
-//! tables derived from them: decisions, seals, redemptions, policy activations) plus
+//! tables derived from them: decisions, seals, redemptions, resolutions, policy activations) plus
 //! the mutable side tables that are not evidence (API keys, uploaded policy bundles).
 //!
 //! The ledger half of the API is append-only by construction: there is `append` and
@@ -58,6 +58,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Decisions matching `query`, newest first.
     async fn decisions(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError>;
+
+    /// The committed decision with this id, with its resolution and redemption.
+    async fn decision(&self, decision_id: &str) -> Result<Option<AuditRow>, StoreError>;
+
+    /// Decisions pending a person's approval that no `approval_resolved` entry has
+    /// answered yet, newest first, below the index `before` when given.
+    async fn pending_approvals(
+        &self,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>, StoreError>;
 
     /// Stored perfect-subtree hashes of the Merkle tree (level 0 = leaf hashes), in the
     /// order asked; None for a node not (yet) complete. Written by `append` in the same

@@ -49,6 +49,9 @@ pub enum Rejection {
     AlreadyRedeemed(String),
     #[error("seal {0} was never issued")]
     UnknownSeal(String),
+    /// A second resolution of the pending decision at this ledger index.
+    #[error("the decision at ledger index {0} was already resolved")]
+    AlreadyResolved(u64),
 }
 
 pub type AppendOutcome = Result<Appended, Rejection>;
@@ -88,11 +91,23 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
-/// One decision and, when its seal was redeemed, the redemption.
+/// One decision; when a person resolved it, the resolution; when its seal (its own or
+/// the resolution's) was redeemed, the redemption.
 #[derive(Debug, Clone)]
 pub struct AuditRow {
     pub entry: StoredEntry,
+    pub resolution: Option<Resolution>,
     pub redemption: Option<Redemption>,
+}
+
+/// How a person resolved a pending decision: the `approval_resolved` entry's index and
+/// what it says (its canonical bytes are the evidence; these are read off them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub index: u64,
+    pub approved: bool,
+    pub approver: String,
+    pub resolved_at: String,
 }
 
 #[derive(Debug, Clone)]
@@ -143,7 +158,17 @@ pub struct Derived<'a> {
     pub seal: Option<SealRow<'a>>,
     /// (seal_id, redeemed_at)
     pub redemption: Option<(&'a str, &'a str)>,
+    pub resolution: Option<ResolutionRow<'a>>,
     pub activation: Option<&'a str>,
+}
+
+/// A person's answer to the pending decision at `decision_index`. A backend refuses a
+/// second one for the same decision ([`Rejection::AlreadyResolved`]).
+pub struct ResolutionRow<'a> {
+    pub decision_index: u64,
+    pub approved: bool,
+    pub approver: &'a str,
+    pub resolved_at: &'a str,
 }
 
 /// A seal granted by this entry. `decision_index` is None when the entry is the
@@ -177,6 +202,7 @@ impl<'a> Derived<'a> {
             decision: None,
             seal: None,
             redemption: None,
+            resolution: None,
             activation: None,
         };
         match entry {
@@ -197,6 +223,12 @@ impl<'a> Derived<'a> {
                 });
             }
             Entry::ApprovalResolved(e) => {
+                d.resolution = Some(ResolutionRow {
+                    decision_index: e.decision_index,
+                    approved: e.approved,
+                    approver: &e.approver,
+                    resolved_at: &e.server_time,
+                });
                 d.seal = e.seal.as_ref().map(|s| SealRow {
                     seal_id: &s.seal_id,
                     expires_at: &s.expires_at,

@@ -3,7 +3,7 @@
 
 use sealgate_core::entry::{Entry, PolicyActivation, Status};
 use sealgate_core::Role;
-use sealgate_store::conformance::{decision, redemption};
+use sealgate_store::conformance::{decision, redemption, resolution};
 use sealgate_store::{NewApiKey, NewCheckpoint, NewEntry, NewPolicy, Store};
 use tokio_postgres::Client;
 
@@ -36,6 +36,21 @@ pub(crate) async fn populate(store: &dyn Store) {
         .append(vec![NewEntry::new(activation).expect("canonical")])
         .await
         .expect("activate");
+    // A decision pending approval and a person's answer to it.
+    store
+        .append(vec![decision(
+            "a",
+            "refund",
+            Status::PendingApproval,
+            None,
+            "2026-11-23T10:00:03.000000Z",
+        )])
+        .await
+        .expect("pending");
+    store
+        .append(vec![resolution(3, "dec-pending", false, None)])
+        .await
+        .expect("resolve");
     store
         .put_policy(&NewPolicy {
             version: "v1".into(),
@@ -65,11 +80,12 @@ pub(crate) async fn populate(store: &dyn Store) {
         .expect("checkpoint");
 }
 
-pub(crate) const EVIDENCE: [(&str, &str); 8] = [
+pub(crate) const EVIDENCE: [(&str, &str); 9] = [
     ("entries", "kind = 'x'"),
     ("decisions", "status = 'approved'"),
     ("seals", "expires_at = '2099-01-01'"),
     ("redemptions", "redeemed_at = 'never'"),
+    ("resolutions", "approved = true"),
     ("policies", "bundle = '\\x00'::bytea"),
     ("policy_activations", "version = 'evil'"),
     ("tree_nodes", "hash = '\\x00'::bytea"),
@@ -131,7 +147,7 @@ async fn update_delete_and_truncate_on_evidence_tables_fail_with_immutable() {
     let msg = refused(&raw, "UPDATE api_keys SET revoked_at = NULL").await;
     assert!(msg.contains("immutable"), "un-revoking: {msg}");
 
-    assert_eq!(store.tree_size().await.expect("size"), 3);
+    assert_eq!(store.tree_size().await.expect("size"), 5);
     assert_eq!(store.checkpoints().await.expect("checkpoints").len(), 1);
     drop(store);
     db.drop_db().await;

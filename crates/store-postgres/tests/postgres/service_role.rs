@@ -36,7 +36,7 @@ async fn service_role_appends_but_cannot_change_evidence() {
         .revoke_key("key-1", "2026-11-23T11:00:00.000000Z")
         .await
         .expect("revoking is allowed"));
-    assert_eq!(store.tree_size().await.expect("size"), 3);
+    assert_eq!(store.tree_size().await.expect("size"), 5);
     assert_eq!(
         store
             .latest_checkpoint()
@@ -47,7 +47,7 @@ async fn service_role_appends_but_cannot_change_evidence() {
         3
     );
     let leaves: Vec<[u8; 32]> = store
-        .range(0, 3)
+        .range(0, 5)
         .await
         .expect("range")
         .iter()

@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 use sealgate_core::entry::{Entry, PolicyActivation, Status};
-use sealgate_store::conformance::{decision, redemption};
+use sealgate_store::conformance::{decision, redemption, resolution};
 use sealgate_store::{AuditQuery, NewEntry, NewPolicy, Store};
 
 #[tokio::test]
@@ -35,6 +35,21 @@ async fn update_and_delete_on_evidence_tables_fail_with_immutable() {
         .append(vec![NewEntry::new(activation).expect("canonical")])
         .await
         .expect("activate");
+    // A decision pending approval and a person's answer to it.
+    store
+        .append(vec![decision(
+            "a",
+            "refund",
+            Status::PendingApproval,
+            None,
+            "2026-11-23T10:00:03.000000Z",
+        )])
+        .await
+        .expect("pending");
+    store
+        .append(vec![resolution(3, "dec-pending", false, None)])
+        .await
+        .expect("resolve");
     store
         .put_policy(&NewPolicy {
             version: "v1".into(),
@@ -61,6 +76,7 @@ async fn update_and_delete_on_evidence_tables_fail_with_immutable() {
         ("decisions", "status = 'approved'"),
         ("seals", "expires_at = '2099-01-01'"),
         ("redemptions", "redeemed_at = 'never'"),
+        ("resolutions", "approved = 1"),
         ("policies", "bundle = x'00'"),
         ("policy_activations", "version = 'evil'"),
     ] {
@@ -74,7 +90,7 @@ async fn update_and_delete_on_evidence_tables_fail_with_immutable() {
             }
         }
     }
-    assert_eq!(store.tree_size().await.expect("size"), 3);
+    assert_eq!(store.tree_size().await.expect("size"), 5);
 }
 
 #[tokio::test]
