@@ -247,7 +247,8 @@ impl Store for BreakerStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<StoredEntry>, StoreError> {
-        self.guard(self.inner.pending_approvals(before, limit)).await
+        self.guard(self.inner.pending_approvals(before, limit))
+            .await
     }
     async fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {
         self.guard(self.inner.nodes(ids)).await

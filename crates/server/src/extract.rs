@@ -24,6 +24,25 @@ pub async fn json_body(
     body: Body,
     deadline: std::time::Duration,
 ) -> Result<serde_json::Map<String, Value>, ApiError> {
+    read_object(headers, body, deadline, false).await
+}
+
+/// As [`json_body`], but an empty body reads as `{}`: for requests whose every field
+/// is optional, so `curl -X POST` without `-d` works.
+pub async fn optional_json_body(
+    headers: &HeaderMap,
+    body: Body,
+    deadline: std::time::Duration,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    read_object(headers, body, deadline, true).await
+}
+
+async fn read_object(
+    headers: &HeaderMap,
+    body: Body,
+    deadline: std::time::Duration,
+    empty_is_object: bool,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
     if let Some(ct) = headers.get(http::header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
         let essence = ct.split(';').next().unwrap_or_default().trim();
@@ -49,6 +68,9 @@ pub async fn json_body(
             ))
         }
     };
+    if empty_is_object && bytes.is_empty() {
+        return Ok(serde_json::Map::new());
+    }
     if let Err(depth) = check_depth(&bytes, MAX_JSON_DEPTH) {
         return Err(ApiError::bad_request(
             "/",

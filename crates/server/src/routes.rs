@@ -13,9 +13,9 @@ use sealgate_core::Role;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::extract::json_body;
+use crate::extract::{json_body, optional_json_body};
 use crate::middleware;
-use crate::service::{audit, decide, keys, ledger, policies, seals};
+use crate::service::{approvals, audit, decide, keys, ledger, policies, seals};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -34,6 +34,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policies", get(list_policies).post(upload_policy))
         .route("/v1/policies/{version}", get(get_policy))
         .route("/v1/policies/{version}/activate", post(activate_policy))
+        .route("/v1/approvals", get(approval_queue))
+        .route("/v1/approvals/{decision_id}/approve", post(approve))
+        .route("/v1/approvals/{decision_id}/deny", post(deny))
         .route("/v1/keys", post(create_key))
         .route("/v1/keys/{id}", delete(revoke_key))
         .route("/.well-known/jwks.json", get(jwks))
@@ -138,6 +141,45 @@ async fn tlog_tile(
         bytes,
     )
         .into_response())
+}
+
+async fn approval_queue(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    s.require(&headers, Role::Approver).await?;
+    Ok(Json(approvals::queue(&s, q.as_deref()).await?).into_response())
+}
+
+async fn approve(
+    State(s): State<AppState>,
+    Path(decision_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    resolve(s, decision_id, headers, body, true).await
+}
+
+async fn deny(
+    State(s): State<AppState>,
+    Path(decision_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    resolve(s, decision_id, headers, body, false).await
+}
+
+async fn resolve(
+    s: AppState,
+    decision_id: String,
+    headers: HeaderMap,
+    body: Body,
+    approve: bool,
+) -> ApiResult {
+    let caller = s.require(&headers, Role::Approver).await?;
+    let body = optional_json_body(&headers, body, s.settings.request_timeout).await?;
+    Ok(Json(approvals::resolve(&s, &caller, &decision_id, approve, body).await?).into_response())
 }
 
 async fn list_policies(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {

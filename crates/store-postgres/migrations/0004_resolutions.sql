@@ -6,7 +6,9 @@ CREATE TABLE resolutions (
     idx           bigint  NOT NULL,
     approved      boolean NOT NULL,
     approver      text    NOT NULL,
-    resolved_at   text    NOT NULL
+    resolved_at   text    NOT NULL,
+    seal_id       text,
+    expires_at    text
 );
 
 CREATE TRIGGER resolutions_immutable BEFORE UPDATE OR DELETE OR TRUNCATE ON resolutions

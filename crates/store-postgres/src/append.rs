@@ -57,8 +57,9 @@ const INSERT_SEALS: &str = "INSERT INTO seals (seal_id, idx, decision_idx, expir
 const INSERT_REDEMPTIONS: &str = "INSERT INTO redemptions (seal_id, idx, redeemed_at)
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])";
 const INSERT_RESOLUTIONS: &str = "INSERT INTO resolutions
-        (decision_idx, idx, approved, approver, resolved_at)
-    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::boolean[], $4::text[], $5::text[])";
+        (decision_idx, idx, approved, approver, resolved_at, seal_id, expires_at)
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::boolean[], $4::text[], $5::text[],
+                         $6::text[], $7::text[])";
 const INSERT_ACTIVATIONS: &str = "INSERT INTO policy_activations (idx, version)
     SELECT * FROM unnest($1::bigint[], $2::text[])";
 
@@ -97,6 +98,8 @@ struct Columns<'a> {
     v_approved: Vec<bool>,
     v_approver: Vec<&'a str>,
     v_at: Vec<&'a str>,
+    v_seal: Vec<Option<&'a str>>,
+    v_expires: Vec<Option<&'a str>>,
     a_idx: Vec<i64>,
     a_version: Vec<&'a str>,
     n_level: Vec<i16>,
@@ -171,6 +174,8 @@ impl PostgresStore {
                 cols.v_approved.push(r.approved);
                 cols.v_approver.push(r.approver);
                 cols.v_at.push(r.resolved_at);
+                cols.v_seal.push(r.seal.map(|s| s.0));
+                cols.v_expires.push(r.seal.map(|s| s.1));
             }
             if let Some((seal_id, at)) = derived.redemption {
                 if redeemed.contains(seal_id) || redeemed_here.contains(seal_id) {
@@ -376,6 +381,8 @@ async fn write(
                     &c.v_approved,
                     &c.v_approver,
                     &c.v_at,
+                    &c.v_seal,
+                    &c.v_expires,
                 ],
             )
             .await

@@ -246,7 +246,7 @@ fn stored_entry(row: &Row, at: usize) -> Result<StoredEntry, StoreError> {
 
 /// The columns `audit_row` reads: the entry, its seal's redemption, its resolution.
 const AUDIT_ROW: &str = "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at,
-        v.idx, v.approved, v.approver, v.resolved_at
+        v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at
      FROM decisions d
      JOIN entries e ON e.idx = d.idx
      LEFT JOIN seals s ON s.decision_idx = d.idx
@@ -260,6 +260,10 @@ fn audit_row(r: &Row) -> Result<AuditRow, StoreError> {
             approved: get(r, 6)?,
             approver: get(r, 7)?,
             resolved_at: get(r, 8)?,
+            seal: match get::<Option<String>>(r, 9)? {
+                Some(id) => Some((id, get(r, 10)?)),
+                None => None,
+            },
         }),
         None => None,
     };

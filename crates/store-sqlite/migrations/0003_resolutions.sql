@@ -6,7 +6,9 @@ CREATE TABLE resolutions (
     idx           INTEGER NOT NULL,
     approved      INTEGER NOT NULL CHECK (approved IN (0, 1)),
     approver      TEXT    NOT NULL,
-    resolved_at   TEXT    NOT NULL
+    resolved_at   TEXT    NOT NULL,
+    seal_id       TEXT,
+    expires_at    TEXT
 );
 
 CREATE TRIGGER resolutions_no_update BEFORE UPDATE ON resolutions

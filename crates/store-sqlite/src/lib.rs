@@ -255,7 +255,8 @@ fn stored_entry(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredEn
 }
 
 /// An audit row from the columns the audit queries select: the entry, then the
-/// redemption (index, time), then the resolution (index, approved, approver, time).
+/// redemption (index, time), then the resolution (index, approved, approver, time,
+/// seal id, seal expiry).
 fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     let redemption = match r.get::<_, Option<i64>>(3)? {
         Some(idx) => Some(Redemption {
@@ -270,6 +271,10 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
             approved: r.get(6)?,
             approver: r.get(7)?,
             resolved_at: r.get(8)?,
+            seal: match r.get::<_, Option<String>>(9)? {
+                Some(id) => Some((id, r.get(10)?)),
+                None => None,
+            },
         }),
         None => None,
     };
@@ -314,8 +319,9 @@ fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>
             .map_err(map_err)?;
         let mut insert_resolution = tx
             .prepare_cached(
-                "INSERT INTO resolutions (decision_idx, idx, approved, approver, resolved_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO resolutions
+                     (decision_idx, idx, approved, approver, resolved_at, seal_id, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(map_err)?;
         let mut insert_activation = tx
@@ -371,7 +377,9 @@ fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>
                         i,
                         r.approved,
                         r.approver,
-                        r.resolved_at
+                        r.resolved_at,
+                        r.seal.map(|s| s.0),
+                        r.seal.map(|s| s.1)
                     ])
                     .map_err(map_err)?;
             }
@@ -499,7 +507,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at,
-                        v.idx, v.approved, v.approver, v.resolved_at
+                        v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at
                  FROM decisions d
                  JOIN entries e ON e.idx = d.idx
                  LEFT JOIN seals s ON s.decision_idx = d.idx
@@ -540,7 +548,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             c.prepare_cached(
                 "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at,
-                        v.idx, v.approved, v.approver, v.resolved_at
+                        v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at
                  FROM decisions d
                  JOIN entries e ON e.idx = d.idx
                  LEFT JOIN seals s ON s.decision_idx = d.idx

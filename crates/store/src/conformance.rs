@@ -287,6 +287,7 @@ pub async fn a_pending_decision_is_resolved_once(store: Arc<dyn Store>) {
         (4, false, "key-approver")
     );
     assert_eq!(r.resolved_at, "2026-11-23T12:30:00.000000Z");
+    assert_eq!(r.seal, None, "a refusal grants no seal");
     let open = store.decision(&ids[2]).await.expect("read").expect("found");
     assert!(open.resolution.is_none());
     assert!(store.decision("dec-nobody").await.expect("read").is_none());
@@ -333,7 +334,15 @@ pub async fn a_resolution_seal_is_redeemable_once(store: Arc<dyn Store>) {
     assert_eq!(second[0], Err(Rejection::AlreadyRedeemed("seal-q".into())));
     let row = store.decision(&id).await.expect("read").expect("found");
     assert_eq!(row.redemption.expect("executed").index, 2);
-    assert_eq!(row.resolution.expect("resolved").index, 1);
+    let r = row.resolution.expect("resolved");
+    assert_eq!(r.index, 1);
+    assert_eq!(
+        r.seal,
+        Some((
+            "seal-q".to_owned(),
+            "2030-01-01T00:00:00.000000Z".to_owned()
+        ))
+    );
 }
 
 pub async fn audit_query_filters_and_pages_newest_first(store: Arc<dyn Store>) {

@@ -108,6 +108,8 @@ pub struct Resolution {
     pub approved: bool,
     pub approver: String,
     pub resolved_at: String,
+    /// The seal an approval granted: (seal_id, expires_at).
+    pub seal: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +171,8 @@ pub struct ResolutionRow<'a> {
     pub approved: bool,
     pub approver: &'a str,
     pub resolved_at: &'a str,
+    /// (seal_id, expires_at) of the seal an approval grants.
+    pub seal: Option<(&'a str, &'a str)>,
 }
 
 /// A seal granted by this entry. `decision_index` is None when the entry is the
@@ -228,6 +232,7 @@ impl<'a> Derived<'a> {
                     approved: e.approved,
                     approver: &e.approver,
                     resolved_at: &e.server_time,
+                    seal: e.seal.as_ref().map(|s| (&*s.seal_id, &*s.expires_at)),
                 });
                 d.seal = e.seal.as_ref().map(|s| SealRow {
                     seal_id: &s.seal_id,

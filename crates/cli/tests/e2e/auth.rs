@@ -54,6 +54,17 @@ fn routes() -> Vec<Call> {
             Some(json!({"role": "agent"})),
         ),
         (Method::DELETE, "/v1/keys/key_0".into(), None),
+        (Method::GET, "/v1/approvals".into(), None),
+        (
+            Method::POST,
+            "/v1/approvals/some-decision/approve".into(),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            "/v1/approvals/some-decision/deny".into(),
+            Some(json!({})),
+        ),
     ]
 }
 
@@ -118,6 +129,12 @@ async fn a_token_of_the_wrong_role_is_403() {
         Some(json!({"role": "admin"})),
     );
     let policies = (Method::GET, "/v1/policies".to_owned(), None);
+    let queue = (Method::GET, "/v1/approvals".to_owned(), None);
+    let approve = (
+        Method::POST,
+        "/v1/approvals/some-decision/approve".to_owned(),
+        Some(json!({"reason": "looks fine"})),
+    );
     let upload = (
         Method::POST,
         "/v1/policies".to_owned(),
@@ -131,6 +148,13 @@ async fn a_token_of_the_wrong_role_is_403() {
         ("agent", &agent.token, &keys),
         ("agent", &agent.token, &policies),
         ("agent", &agent.token, &upload),
+        // An agent must not approve its own pending actions, nor read the queue.
+        ("agent", &agent.token, &approve),
+        ("agent", &agent.token, &queue),
+        ("executor", &executor.token, &approve),
+        ("auditor", &auditor.token, &approve),
+        ("admin", &admin, &approve),
+        ("admin", &admin, &queue),
         ("executor", &executor.token, &validate),
         ("auditor", &auditor.token, &validate),
         ("auditor", &auditor.token, &redeem),

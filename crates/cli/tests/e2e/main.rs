@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod approvals;
 mod audit;
 mod auth;
 mod bad_input;

@@ -31,7 +31,9 @@ pub struct AuditRecord {
     pub reasoning: String,
     pub confidence_score: Option<f64>,
     pub environment: Option<String>,
+    /// What the policy decided, as recorded; a person's answer is in `resolution`.
     pub status: Status,
+    /// Whether the action may go ahead: approved by the policy or by a person.
     pub approved: bool,
     pub reasons: Vec<String>,
     pub denial_reason: Option<String>,
@@ -41,6 +43,17 @@ pub struct AuditRecord {
     pub was_executed: bool,
     pub executed_at: Option<String>,
     pub screening: Value,
+    /// A person's answer to a `pending_approval` decision, once given.
+    pub resolution: Option<ResolutionRecord>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResolutionRecord {
+    pub approved: bool,
+    pub approver: String,
+    pub resolved_at: String,
+    /// Index of the `approval_resolved` entry.
+    pub ledger_index: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -100,11 +113,11 @@ pub fn parse_query(raw: Option<&str>) -> Result<AuditQuery, ApiError> {
     Ok(q)
 }
 
-fn encode_cursor(index: u64) -> String {
+pub(crate) fn encode_cursor(index: u64) -> String {
     B64URL.encode(format!("before:{index}"))
 }
 
-fn decode_cursor(c: &str) -> Result<u64, ApiError> {
+pub(crate) fn decode_cursor(c: &str) -> Result<u64, ApiError> {
     B64URL
         .decode(c)
         .ok()
@@ -131,7 +144,7 @@ pub async fn query(state: &AppState, q: AuditQuery) -> Result<AuditPage, ApiErro
     })
 }
 
-fn record(row: AuditRow) -> Result<AuditRecord, ApiError> {
+pub(crate) fn record(row: AuditRow) -> Result<AuditRecord, ApiError> {
     let entry = Entry::from_canonical(&row.entry.canonical).map_err(|e| {
         ApiError::Internal(format!("entry {} does not parse: {e}", row.entry.index))
     })?;
@@ -142,6 +155,17 @@ fn record(row: AuditRow) -> Result<AuditRecord, ApiError> {
         )));
     };
     let m = d.manifest;
+    let resolution = row.resolution;
+    let approved_by_person = resolution.as_ref().is_some_and(|r| r.approved);
+    let (seal_id, expires_at) = match (d.seal, resolution.as_ref().and_then(|r| r.seal.clone())) {
+        (Some(s), _) => (Some(s.seal_id), Some(s.expires_at)),
+        (None, Some((id, expires))) => (Some(id), Some(expires)),
+        (None, None) => (None, None),
+    };
+    let denial_reason = match &resolution {
+        Some(r) if !r.approved => Some(format!("refused by approver {}", r.approver)),
+        _ => (d.status == Status::Denied).then(|| d.reasons.join("; ")),
+    };
     Ok(AuditRecord {
         ledger_index: row.entry.index,
         decision_id: d.decision_id,
@@ -157,15 +181,21 @@ fn record(row: AuditRow) -> Result<AuditRecord, ApiError> {
         confidence_score: m.confidence_score,
         environment: m.environment,
         status: d.status,
-        approved: d.status == Status::Approved,
-        denial_reason: (d.status == Status::Denied).then(|| d.reasons.join("; ")),
+        approved: d.status == Status::Approved || approved_by_person,
+        denial_reason,
         reasons: d.reasons,
         policy_version: d.policy_version,
-        seal_id: d.seal.as_ref().map(|s| s.seal_id.clone()),
-        expires_at: d.seal.map(|s| s.expires_at),
+        seal_id,
+        expires_at,
         was_executed: row.redemption.is_some(),
         executed_at: row.redemption.map(|r| r.redeemed_at),
         screening: d.screening,
+        resolution: resolution.map(|r| ResolutionRecord {
+            approved: r.approved,
+            approver: r.approver,
+            resolved_at: r.resolved_at,
+            ledger_index: r.index,
+        }),
     })
 }
 

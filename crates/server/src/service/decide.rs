@@ -210,7 +210,9 @@ pub async fn decide(
     })
 }
 
-fn claims_without_index(
+/// The claims of a seal for decision `e`, but for `ledger_index`, which the caller sets
+/// to the decision's index once that is known.
+pub(crate) fn claims_without_index(
     state: &AppState,
     e: &DecisionEntry,
     grant: &SealGrant,

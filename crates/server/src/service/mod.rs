@@ -1,6 +1,7 @@
 //! The application's operations, one module per area. Handlers call exactly one
 //! function here; these functions know nothing of HTTP beyond returning `ApiError`.
 
+pub mod approvals;
 pub mod audit;
 pub mod decide;
 pub mod keys;

@@ -1,0 +1,366 @@
+//! The human-in-the-loop queue: a decision the policy sends to `pending_approval` waits
+//! in GET /v1/approvals until an approver answers it, once. Approving grants a seal for
+//! the original manifest that redeems once; denying grants none; the audit query shows
+//! the answer; and the ledger with both verifies.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::{jws_part, manifest, Key, Server, BIN};
+
+/// A production refund with low confidence: finance.rego asks a person.
+fn risky(agent_id: &str) -> Value {
+    let mut m = manifest(agent_id, "refund", 5000);
+    m["environment"] = json!("production");
+    m["confidence_score"] = json!(0.3);
+    m
+}
+
+async fn pending(server: &Server, agent: &Key, agent_id: &str) -> Value {
+    let r = server.validate(agent, &risky(agent_id)).await.expect(200);
+    assert_eq!(r.json["status"], json!("pending_approval"), "{}", r.text);
+    assert!(
+        r.json.get("seal").is_none(),
+        "a pending decision has no seal: {}",
+        r.text
+    );
+    r.json
+}
+
+async fn queue(server: &Server, approver: &Key, query: &str) -> Value {
+    server
+        .get(&format!("/v1/approvals{query}"), Some(&approver.token))
+        .await
+        .expect(200)
+        .json
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["approvals"]
+        .as_array()
+        .expect("approvals")
+        .iter()
+        .map(|a| a["decision_id"].as_str().expect("decision_id").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_approved_pending_decision_gets_a_seal_that_redeems_once() {
+    let server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let approver = server.create_key("approver").await;
+    let executor = server.create_key("executor").await;
+    let auditor = server.create_key("auditor").await;
+
+    let d = pending(&server, &agent, "agent-hitl").await;
+    let id = d["decision_id"].as_str().unwrap();
+    let page = queue(&server, &approver, "").await;
+    assert_eq!(ids(&page), vec![id.to_owned()], "{page}");
+    let item = &page["approvals"][0];
+    assert_eq!(item["ledger_index"], d["ledger_index"]);
+    assert_eq!(item["parameters"]["amount"], json!(5000));
+    assert_eq!(item["agent_id"], json!("agent-hitl"));
+    assert!(
+        item["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("confidence_score below 0.5"),
+        "{item}"
+    );
+
+    let r = server
+        .post(
+            &format!("/v1/approvals/{id}/approve"),
+            Some(&approver.token),
+            &json!({"reason": "called the customer"}),
+        )
+        .await
+        .expect(200);
+    let a = &r.json;
+    assert_eq!(a["status"], json!("approved"), "{}", r.text);
+    assert_eq!(a["approved"], json!(true));
+    assert_eq!(a["approver"], json!(approver.id));
+    assert_eq!(a["decision_index"], d["ledger_index"]);
+    assert!(a["ledger_index"].as_u64().unwrap() > d["ledger_index"].as_u64().unwrap());
+    let seal = a["seal"].as_str().expect("an approval grants a seal");
+    let seal_id = a["seal_id"].as_str().unwrap();
+    let claims = jws_part(seal, 1);
+    assert_eq!(claims["jti"], json!(seal_id));
+    assert_eq!(claims["decision_id"], json!(id));
+    assert_eq!(
+        claims["ledger_index"], d["ledger_index"],
+        "the seal names the decision"
+    );
+    assert_eq!(claims["method"], json!("refund"));
+    assert_eq!(claims["sub"], json!("agent-hitl"));
+    assert_eq!(queue(&server, &approver, "").await["approvals"], json!([]));
+
+    let v = server.verify(&executor, seal).await;
+    assert_eq!(v["valid"], json!(true), "{v}");
+    server.redeem(&executor, seal_id, seal).await.expect(200);
+    server
+        .redeem(&executor, seal_id, seal)
+        .await
+        .expect_problem(409);
+
+    // A second answer, either way, is refused and records nothing.
+    let size = server.tree_size().await;
+    for action in ["approve", "deny"] {
+        let r = server
+            .post(
+                &format!("/v1/approvals/{id}/{action}"),
+                Some(&approver.token),
+                &json!({}),
+            )
+            .await
+            .expect_problem(409);
+        assert!(r.text.contains("already approved"), "{}", r.text);
+    }
+    assert_eq!(server.tree_size().await, size);
+
+    let audit = server.audit(&auditor.token, "agent_id=agent-hitl").await;
+    let rec = &audit["records"][0];
+    assert_eq!(
+        rec["status"],
+        json!("pending_approval"),
+        "what the policy said: {rec}"
+    );
+    assert_eq!(rec["approved"], json!(true), "{rec}");
+    assert_eq!(rec["seal_id"], json!(seal_id));
+    assert_eq!(rec["was_executed"], json!(true));
+    assert_eq!(rec["resolution"]["approved"], json!(true));
+    assert_eq!(rec["resolution"]["approver"], json!(approver.id));
+    assert_eq!(rec["resolution"]["ledger_index"], a["ledger_index"]);
+
+    let entry = server
+        .get(
+            &format!("/v1/ledger/entries/{}", a["ledger_index"]),
+            Some(&auditor.token),
+        )
+        .await
+        .expect(200)
+        .json;
+    assert_eq!(entry["entry"]["kind"], json!("approval_resolved"));
+    assert_eq!(entry["entry"]["reason"], json!("called the customer"));
+    assert_eq!(entry["entry"]["seal"]["seal_id"], json!(seal_id));
+}
+
+#[tokio::test]
+async fn a_denied_pending_decision_gets_no_seal_and_other_decisions_take_no_answer() {
+    let server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let approver = server.create_key("approver").await;
+    let auditor = server.create_key("auditor").await;
+
+    let d = pending(&server, &agent, "agent-deny").await;
+    let id = d["decision_id"].as_str().unwrap();
+    // No body at all is an answer without a reason.
+    let r = server
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/approvals/{id}/deny"),
+            Some(&approver.token),
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.json["status"], json!("denied"), "{}", r.text);
+    assert!(r.json.get("seal").is_none(), "{}", r.text);
+    let rec = &server.audit(&auditor.token, "agent_id=agent-deny").await["records"][0];
+    assert_eq!(rec["approved"], json!(false));
+    assert_eq!(rec["seal_id"], json!(null));
+    assert_eq!(rec["resolution"]["approved"], json!(false));
+    assert!(
+        rec["denial_reason"]
+            .as_str()
+            .unwrap()
+            .contains(&approver.id),
+        "{rec}"
+    );
+
+    // Approved and denied decisions are not the queue's to answer; unknown ids are 404.
+    let approved = server
+        .approved(&agent, &manifest("agent-deny", "payment", 1000))
+        .await;
+    let denied = server
+        .validate(&agent, &manifest("agent-deny", "payment", 10000))
+        .await
+        .expect(200)
+        .json;
+    let size = server.tree_size().await;
+    for (d, status) in [(&approved, "approved"), (&denied, "denied")] {
+        let r = server
+            .post(
+                &format!(
+                    "/v1/approvals/{}/approve",
+                    d["decision_id"].as_str().unwrap()
+                ),
+                Some(&approver.token),
+                &json!({}),
+            )
+            .await
+            .expect_problem(409);
+        assert!(r.text.contains(&format!("is {status}")), "{}", r.text);
+    }
+    server
+        .post(
+            "/v1/approvals/no-such-decision/approve",
+            Some(&approver.token),
+            &json!({}),
+        )
+        .await
+        .expect_problem(404);
+
+    // Bad bodies name the field.
+    let other = pending(&server, &agent, "agent-deny").await;
+    let path = format!(
+        "/v1/approvals/{}/approve",
+        other["decision_id"].as_str().unwrap()
+    );
+    let size_before_bad = server.tree_size().await;
+    for (body, field) in [
+        (json!({"reason": 7}), "/reason"),
+        (json!({"reason": "x".repeat(3000)}), "/reason"),
+        (json!({"approved": true}), "/approved"),
+    ] {
+        let r = server
+            .post(&path, Some(&approver.token), &body)
+            .await
+            .expect_problem(400);
+        assert!(r.text.contains(field), "{body}: {}", r.text);
+    }
+    assert_eq!(server.tree_size().await, size_before_bad);
+    assert_eq!(
+        size_before_bad,
+        size + 1,
+        "only the new pending decision was recorded"
+    );
+    server
+        .post_raw(&path, Some(&approver.token), b"{not json".to_vec())
+        .await
+        .expect_problem(400);
+}
+
+#[tokio::test]
+async fn the_queue_pages_newest_first() {
+    let server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let approver = server.create_key("approver").await;
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let d = pending(&server, &agent, &format!("agent-page-{i}")).await;
+        made.push(d["decision_id"].as_str().unwrap().to_owned());
+    }
+    made.reverse();
+    let first = queue(&server, &approver, "?limit=2").await;
+    assert_eq!(ids(&first), made[..2].to_vec());
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a full page has a cursor");
+    let second = queue(&server, &approver, &format!("?limit=2&cursor={cursor}")).await;
+    assert_eq!(ids(&second), made[2..4].to_vec());
+    let cursor = second["next_cursor"].as_str().unwrap();
+    let last = queue(&server, &approver, &format!("?limit=2&cursor={cursor}")).await;
+    assert_eq!(ids(&last), made[4..].to_vec());
+    assert_eq!(last["next_cursor"], json!(null));
+    for bad in ["?limit=0", "?cursor=nope", "?status=pending"] {
+        server
+            .get(&format!("/v1/approvals{bad}"), Some(&approver.token))
+            .await
+            .expect_problem(400);
+    }
+}
+
+/// Two approvers answering the same decision at once: exactly one answer lands, and
+/// the ledger with approvals, seals and redemptions verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_answers_resolve_a_decision_once_and_the_ledger_verifies() {
+    let server = Arc::new(Server::start_with(&["--checkpoint-interval-ms", "200"]).await);
+    let agent = server.create_key("agent").await;
+    let executor = server.create_key("executor").await;
+    let auditor = server.create_key("auditor").await;
+    let approvers = [
+        server.create_key("approver").await,
+        server.create_key("approver").await,
+    ];
+    for round in 0..5 {
+        let d = pending(&server, &agent, &format!("agent-race-{round}")).await;
+        let id = d["decision_id"].as_str().unwrap().to_owned();
+        let mut tasks = Vec::new();
+        for (i, approver) in approvers.iter().enumerate() {
+            let (server, approver, id) = (server.clone(), approver.clone(), id.clone());
+            let action = if i == 0 { "approve" } else { "deny" };
+            tasks.push(tokio::spawn(async move {
+                server
+                    .post(
+                        &format!("/v1/approvals/{id}/{action}"),
+                        Some(&approver.token),
+                        &json!({}),
+                    )
+                    .await
+            }));
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+        assert!(
+            statuses == [200, 409] || statuses == [409, 200],
+            "round {round}: {statuses:?} {:?}",
+            answers.iter().map(|r| &r.text).collect::<Vec<_>>()
+        );
+        if let Some(won) = answers
+            .iter()
+            .find(|r| r.status == 200 && r.json["approved"] == json!(true))
+        {
+            let (seal, seal_id) = (
+                won.json["seal"].as_str().unwrap(),
+                won.json["seal_id"].as_str().unwrap(),
+            );
+            server.redeem(&executor, seal_id, seal).await.expect(200);
+        }
+    }
+
+    let key = server
+        .get("/v1/ledger/key", None)
+        .await
+        .expect(200)
+        .text
+        .trim()
+        .to_owned();
+    let size = server.tree_size().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let note = server
+            .get("/v1/ledger/checkpoint", Some(&auditor.token))
+            .await
+            .expect(200)
+            .text;
+        let covered: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+        if covered >= size {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint covers {size} entries: {note}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = Command::new(BIN)
+        .arg("verify")
+        .arg("--data-dir")
+        .arg(&server.data_dir)
+        .args(["--key", &key])
+        .output()
+        .expect("run verify");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}

@@ -1,0 +1,206 @@
+//! The human-in-the-loop queue: decisions the policy sent to `pending_approval`, and a
+//! person's answer to each.
+//!
+//! An answer is an `approval_resolved` ledger entry. The store refuses a second one for
+//! the same decision inside the committing transaction, so when two approvers answer
+//! at once exactly one wins. Approving grants a seal for the decision's manifest, made
+//! as a decision's seal is (it names the decision's ledger index, and is signed only
+//! after the answer committed); refusing grants nothing.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use sealgate_core::entry::{ApprovalEntry, Entry, SealGrant, Status};
+use sealgate_core::seal;
+use sealgate_core::timefmt;
+use sealgate_store::{ApiKey, AuditRow, NewEntry, Rejection};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::extract::{only_fields, query_params};
+use crate::service::audit::{self, AuditRecord, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::service::decide::claims_without_index;
+use crate::service::new_id;
+use crate::state::AppState;
+
+/// The longest reason an approver may record, in bytes.
+pub const MAX_REASON_LEN: usize = 2048;
+
+#[derive(Debug, Serialize)]
+pub struct ApprovalQueue {
+    /// Pending decisions, newest first, as the audit query shows them.
+    pub approvals: Vec<AuditRecord>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResolutionResponse {
+    pub decision_id: String,
+    /// `approved` or `denied`: the outcome now in force.
+    pub status: Status,
+    pub approved: bool,
+    pub approver: String,
+    pub reason: String,
+    /// Ledger index of the decision that was pending.
+    pub decision_index: u64,
+    /// Ledger index and leaf hash of the `approval_resolved` entry.
+    pub ledger_index: u64,
+    pub leaf_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// `GET /v1/approvals?limit=&cursor=`: decisions still waiting for a person.
+pub async fn queue(state: &AppState, raw: Option<&str>) -> Result<ApprovalQueue, ApiError> {
+    let mut limit = DEFAULT_LIMIT;
+    let mut before = None;
+    for (k, v) in query_params(raw, &["limit", "cursor"])? {
+        match k.as_str() {
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "limit",
+                            format!("expected an integer from 1 to {MAX_LIMIT}"),
+                        )
+                    })?
+            }
+            "cursor" => before = Some(audit::decode_cursor(&v)?),
+            _ => {}
+        }
+    }
+    let entries = state.store.pending_approvals(before, limit).await?;
+    let full = entries.len() as u32 == limit;
+    let approvals = entries
+        .into_iter()
+        .map(|entry| {
+            audit::record(AuditRow {
+                entry,
+                resolution: None,
+                redemption: None,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = match approvals.last() {
+        Some(last) if full => Some(audit::encode_cursor(last.ledger_index)),
+        _ => None,
+    };
+    Ok(ApprovalQueue {
+        approvals,
+        next_cursor,
+    })
+}
+
+/// `POST /v1/approvals/{decision_id}/approve` or `/deny`, body `{"reason"?}`.
+pub async fn resolve(
+    state: &AppState,
+    caller: &ApiKey,
+    decision_id: &str,
+    approve: bool,
+    body: Map<String, Value>,
+) -> Result<ResolutionResponse, ApiError> {
+    only_fields(&body, &["reason"])?;
+    let reason = match body.get("reason") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) if s.len() <= MAX_REASON_LEN => s.clone(),
+        Some(Value::String(_)) => {
+            return Err(ApiError::bad_request(
+                "/reason",
+                format!("longer than {MAX_REASON_LEN} bytes"),
+            ))
+        }
+        Some(_) => return Err(ApiError::bad_request("/reason", "expected a string")),
+    };
+
+    let row =
+        state.store.decision(decision_id).await?.ok_or_else(|| {
+            ApiError::NotFound(format!("no decision {decision_id} in the ledger"))
+        })?;
+    if let Some(r) = &row.resolution {
+        return Err(already_resolved(decision_id, r.approved, &r.approver));
+    }
+    let decision_index = row.entry.index;
+    let decision = match Entry::from_canonical(&row.entry.canonical) {
+        Ok(Entry::Decision(d)) => d,
+        Ok(_) | Err(_) => {
+            return Err(ApiError::Internal(format!(
+                "entry {decision_index} is indexed as a decision but does not read as one"
+            )))
+        }
+    };
+    if decision.status != Status::PendingApproval {
+        return Err(ApiError::Conflict(format!(
+            "decision {decision_id} is {}; only a pending_approval decision takes an answer",
+            decision.status.as_str()
+        )));
+    }
+
+    let now = state.now();
+    let grant = approve.then(|| SealGrant {
+        seal_id: new_id(),
+        expires_at: timefmt::format(now + state.settings.seal_ttl),
+    });
+    let claims = grant
+        .as_ref()
+        .map(|g| claims_without_index(state, &decision, g, now));
+    let entry = ApprovalEntry {
+        server_time: timefmt::format(now),
+        decision_index,
+        decision_id: decision_id.to_owned(),
+        approved: approve,
+        approver: caller.id.clone(),
+        reason: reason.clone(),
+        seal: grant.clone(),
+    };
+    let new = NewEntry::new(Entry::ApprovalResolved(entry))
+        .map_err(|e| ApiError::Internal(format!("canonical entry: {e}")))?;
+    let appended = match state.appender.append(new).await? {
+        Ok(appended) => appended,
+        Err(Rejection::AlreadyResolved(_)) => {
+            // Another approver's answer committed first; report what it was.
+            let winner = state.store.decision(decision_id).await?;
+            let (approved, approver) = winner
+                .and_then(|w| w.resolution)
+                .map(|r| (r.approved, r.approver))
+                .unwrap_or((false, "another approver".to_owned()));
+            return Err(already_resolved(decision_id, approved, &approver));
+        }
+        Err(other) => return Err(ApiError::Internal(format!("answer rejected: {other}"))),
+    };
+
+    let seal = claims.map(|mut c| {
+        c.ledger_index = decision_index;
+        seal::sign(&c, &state.seal_signer)
+    });
+    Ok(ResolutionResponse {
+        decision_id: decision_id.to_owned(),
+        status: if approve {
+            Status::Approved
+        } else {
+            Status::Denied
+        },
+        approved: approve,
+        approver: caller.id.clone(),
+        reason,
+        decision_index,
+        ledger_index: appended.index,
+        leaf_hash: B64.encode(appended.leaf_hash),
+        seal,
+        seal_id: grant.as_ref().map(|g| g.seal_id.clone()),
+        expires_at: grant.map(|g| g.expires_at),
+    })
+}
+
+fn already_resolved(decision_id: &str, approved: bool, approver: &str) -> ApiError {
+    ApiError::Conflict(format!(
+        "decision {decision_id} was already {} by {approver}",
+        if approved { "approved" } else { "denied" }
+    ))
+}
