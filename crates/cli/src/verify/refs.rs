@@ -1,7 +1,7 @@
 //! The cross-references `sealgate verify` checks between entries: every seal is
 //! granted by an approved decision (or an approved approval), every redemption names
-//! a seal granted earlier by the decision it names, and no seal is granted or
-//! redeemed twice. Owns reading those members out of an entry's bytes and resolving
+//! a seal granted earlier by the decision it names, no seal is granted or redeemed
+//! twice, and every approval answers an earlier decision pending approval, once. Owns reading those members out of an entry's bytes and resolving
 //! the grants and redemptions they claim; hashing, the tree and storage belong to the
 //! caller.
 //!
@@ -100,6 +100,10 @@ pub(super) struct CrossRefs {
     /// The first entry whose own members are wrong; nothing after it is read.
     problem: Option<(u64, Tamper)>,
     keys: RandomState,
+    /// Indices of the decisions pending approval, ascending.
+    pending: Vec<u64>,
+    /// (index, decision_index) of every approval, ascending by index.
+    resolutions: Vec<(u64, u64)>,
 }
 
 impl CrossRefs {
@@ -175,7 +179,44 @@ impl CrossRefs {
                 }
             }
         }
+        if let Some((index, t)) = self.resolution_problem(before) {
+            if first.as_ref().is_none_or(|(f, _)| index < *f) {
+                first = Some((index, t));
+            }
+        }
         first.map_or(Ok(totals), |(_, t)| Err(t))
+    }
+
+    /// The lowest approval below `before` that answers something other than an earlier
+    /// decision pending approval, or answers one a second time.
+    fn resolution_problem(&self, before: u64) -> Option<(u64, Tamper)> {
+        let resolutions = &self.resolutions[..self.resolutions.partition_point(|r| r.0 < before)];
+        let mut lowest: Option<(u64, Tamper)> = None;
+        let mut note = |index: u64, what: String| {
+            if lowest.as_ref().is_none_or(|(l, _)| index < *l) {
+                lowest = Some((index, Tamper(format!("entry {index}: {what}"))));
+            }
+        };
+        for &(index, decision) in resolutions {
+            if decision >= index || self.pending.binary_search(&decision).is_err() {
+                note(
+                    index,
+                    format!("answers entry {decision}, which is not an earlier decision pending approval"),
+                );
+            }
+        }
+        let mut by_decision: Vec<(u64, u64)> = resolutions.iter().map(|&(i, d)| (d, i)).collect();
+        by_decision.sort_unstable();
+        for pair in by_decision.windows(2) {
+            let ((decision, first), (same, again)) = (pair[0], pair[1]);
+            if decision == same {
+                note(
+                    again,
+                    format!("answers decision {decision} a second time (first at {first})"),
+                );
+            }
+        }
+        lowest
     }
 
     /// Applies one claim to the seals it could concern.
@@ -244,6 +285,9 @@ impl CrossRefs {
         match r.kind.as_ref() {
             "decision" => {
                 let status = r.status.as_deref().ok_or_else(|| bad("status"))?;
+                if status == Status::PendingApproval.as_str() {
+                    self.pending.push(index);
+                }
                 let Some(seal) = &r.seal else {
                     return Ok(Claim::None);
                 };
@@ -259,6 +303,8 @@ impl CrossRefs {
                 })
             }
             "approval_resolved" => {
+                let decision = r.decision_index.ok_or_else(|| bad("decision_index"))?;
+                self.resolutions.push((index, decision));
                 let Some(seal) = &r.seal else {
                     return Ok(Claim::None);
                 };
@@ -268,7 +314,6 @@ impl CrossRefs {
                         seal.seal_id
                     )));
                 }
-                let decision = r.decision_index.ok_or_else(|| bad("decision_index"))?;
                 Ok(Claim::Grant {
                     seal: self.keep(&seal.seal_id),
                     decision,
@@ -297,6 +342,11 @@ impl CrossRefs {
         }
         let entry: Entry = serde_json::from_value(value)
             .map_err(|e| Tamper(format!("entry {index}: not a sealgate entry ({e})")))?;
+        match &entry {
+            Entry::Decision(d) if d.status == Status::PendingApproval => self.pending.push(index),
+            Entry::ApprovalResolved(a) => self.resolutions.push((index, a.decision_index)),
+            _ => {}
+        }
         match entry {
             Entry::Decision(d) => match d.seal {
                 Some(seal) if d.status != Status::Approved => Err(Tamper(format!(
@@ -895,6 +945,45 @@ mod tests {
         assert_eq!(
             problem(&[redemption("s1", 0), decision(Some("s1"), "approved")]),
             "entry 0: redeems seal s1 that no earlier entry granted"
+        );
+        let pending = decision(None, "pending_approval");
+        assert_eq!(
+            problem(&[approved.clone(), approval(Some("s2"), true, 0)]),
+            "entry 1: answers entry 0, which is not an earlier decision pending approval"
+        );
+        assert_eq!(
+            problem(&[approval(None, false, 1), pending.clone()]),
+            "entry 0: answers entry 1, which is not an earlier decision pending approval"
+        );
+        assert_eq!(
+            problem(&[pending.clone(), approval(None, false, 9)]),
+            "entry 1: answers entry 9, which is not an earlier decision pending approval"
+        );
+        assert_eq!(
+            problem(&[
+                pending.clone(),
+                approval(None, false, 0),
+                approval(Some("s3"), true, 0)
+            ]),
+            "entry 2: answers decision 0 a second time (first at 1)"
+        );
+        // The lowest problem wins, whichever check finds it.
+        assert_eq!(
+            problem(&[
+                pending.clone(),
+                approval(None, false, 0),
+                redemption("s4", 0),
+                approval(None, true, 0)
+            ]),
+            "entry 2: redeems seal s4 that no earlier entry granted"
+        );
+        let no_index = json!({"kind": "approval_resolved", "approved": false, "approver": "bo",
+            "decision_id": "dec-1", "reason": "", "server_time": "2026-11-23T12:00:00.000000Z"});
+        let mut refs = CrossRefs::default();
+        refs.read(0, &canonical(&no_index), false);
+        assert_eq!(
+            refs.check(u64::MAX).map_err(|t| t.0),
+            Err("entry 0: approval_resolved entry without decision_index".into())
         );
     }
 
