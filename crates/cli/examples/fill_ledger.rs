@@ -49,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn entry(i: u64) -> anyhow::Result<NewEntry> {
-    let approved = i % 5 != 0;
+    let approved = !i.is_multiple_of(5);
     let manifest = Manifest::from_value(
         &json!({"agent_id": format!("agent-{}", i % 97), "org_id": "acme", "user_id": format!("u-{}", i % 1013),
                 "provider": "stripe", "method": "payment",
@@ -59,7 +59,7 @@ fn entry(i: u64) -> anyhow::Result<NewEntry> {
                 "confidence_score": 0.9, "environment": "production"}),
         "/manifest",
     )?;
-    let e = Entry::Decision(DecisionEntry {
+    let e = Entry::Decision(Box::new(DecisionEntry {
         server_time: "2026-11-23T12:00:00.000000Z".into(),
         decision_id: format!("dec-{i:012}"),
         manifest_id: format!("man-{i:012}"),
@@ -88,7 +88,7 @@ fn entry(i: u64) -> anyhow::Result<NewEntry> {
         },
         submitted_by: "key_bench".into(),
         redacted: vec![],
-    });
+    }));
     Ok(NewEntry::new(e)?)
 }
 

@@ -12,7 +12,9 @@ use crate::manifest::Manifest;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Entry {
-    Decision(DecisionEntry),
+    /// Boxed: a decision (manifest, screening, reasons) is several times the size of
+    /// the other kinds.
+    Decision(Box<DecisionEntry>),
     SealRedeemed(RedemptionEntry),
     ApprovalResolved(ApprovalEntry),
     PolicyActivated(PolicyActivation),
@@ -157,7 +159,7 @@ mod tests {
             "/manifest",
         )
         .expect("manifest");
-        Entry::Decision(DecisionEntry {
+        Entry::Decision(Box::new(DecisionEntry {
             server_time: "2026-11-23T11:00:00.000000Z".into(),
             decision_id: "d1".into(),
             manifest_id: "m1".into(),
@@ -178,7 +180,7 @@ mod tests {
             },
             submitted_by: "key1".into(),
             redacted: vec![],
-        })
+        }))
     }
 
     #[test]

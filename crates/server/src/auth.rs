@@ -16,9 +16,12 @@ use crate::extract::bearer;
 const CACHE_TTL: Duration = Duration::from_secs(5);
 const CACHE_MAX: usize = 10_000;
 
+/// What a token hash looked up to (None: no live key) and when it was looked up.
+type Lookup = (Option<ApiKey>, Instant);
+
 #[derive(Default)]
 pub struct AuthCache {
-    entries: Mutex<HashMap<[u8; 32], (Option<ApiKey>, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], Lookup>>,
 }
 
 impl AuthCache {

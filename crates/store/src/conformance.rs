@@ -58,7 +58,7 @@ pub fn decision(
         "/manifest",
     )
     .expect("test manifest is valid");
-    let entry = Entry::Decision(DecisionEntry {
+    let entry = Entry::Decision(Box::new(DecisionEntry {
         server_time: time.to_owned(),
         decision_id: format!("dec-{agent}-{time}-{}", seal.unwrap_or("none")),
         manifest_id: format!("man-{agent}-{time}"),
@@ -75,7 +75,7 @@ pub fn decision(
         latency_us: Latency::default(),
         submitted_by: "key-agent".into(),
         redacted: vec![],
-    });
+    }));
     NewEntry::new(entry).expect("canonical")
 }
 

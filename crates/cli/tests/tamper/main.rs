@@ -35,7 +35,7 @@ fn free_port() -> u16 {
 
 async fn start(dir: &Path) -> Server {
     let port = free_port();
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .args([
             "serve",
             "--listen",
@@ -57,6 +57,8 @@ async fn start(dir: &Path) -> Server {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("sealgate did not start");
 }
 

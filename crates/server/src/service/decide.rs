@@ -143,7 +143,7 @@ pub async fn decide(
     let claims_base = grant
         .as_ref()
         .map(|g| (g.clone(), claims_without_index(state, &entry, g, now)));
-    let new = NewEntry::new(Entry::Decision(entry))
+    let new = NewEntry::new(Entry::Decision(Box::new(entry)))
         .map_err(|e| ApiError::Internal(format!("canonical entry: {e}")))?;
     // An entry the tiles cannot serve would break every mirror of the log: refuse it.
     if new.canonical.len() > sealgate_ledger::MAX_ENTRY_LEN {
