@@ -15,7 +15,17 @@ use sealgate_policy::{Backend, Bundle, PreparedPolicy};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const RUNS: usize = 7;
+/// Evaluations per run; `SEALGATE_BENCH_EVALS` lowers it, e.g. to count instructions
+/// under `valgrind --tool=callgrind`, which repeats exactly where timings on a shared
+/// machine do not.
 const EVALS_PER_RUN: usize = 20_000;
+
+fn evals_per_run() -> usize {
+    std::env::var("SEALGATE_BENCH_EVALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(EVALS_PER_RUN)
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SEALGATE_BENCH_POLICY names another .rego file to measure instead.
@@ -50,8 +60,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let micros = median_micros(&policy, backend, &inputs);
         println!(
             "{backend:?}: {micros:.2} µs per evaluation, {:.0} evaluations/s on one thread \
-             (median of {RUNS} runs x {EVALS_PER_RUN})",
-            1e6 / micros
+             (median of {RUNS} runs x {})",
+            1e6 / micros,
+            evals_per_run()
         );
     }
     Ok(())
@@ -62,14 +73,15 @@ fn median_micros(policy: &PreparedPolicy, backend: Backend, inputs: &[Value]) ->
     for input in inputs {
         std::hint::black_box(policy.evaluate_with(backend, input));
     }
+    let evals = evals_per_run();
     let mut runs: Vec<f64> = (0..RUNS)
         .map(|_| {
             let started = Instant::now();
-            for i in 0..EVALS_PER_RUN {
+            for i in 0..evals {
                 let input = &inputs[i % inputs.len()];
                 std::hint::black_box(policy.evaluate_with(backend, std::hint::black_box(input)));
             }
-            started.elapsed().as_secs_f64() * 1e6 / EVALS_PER_RUN as f64
+            started.elapsed().as_secs_f64() * 1e6 / evals as f64
         })
         .collect();
     runs.sort_by(f64::total_cmp);
