@@ -254,6 +254,15 @@ fn stored_entry(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredEn
     })
 }
 
+/// The columns `audit_row` reads: the entry, its seal's redemption, its resolution.
+const AUDIT_ROW: &str = "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at,
+        v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at
+     FROM decisions d
+     JOIN entries e ON e.idx = d.idx
+     LEFT JOIN seals s ON s.decision_idx = d.idx
+     LEFT JOIN redemptions r ON r.seal_id = s.seal_id
+     LEFT JOIN resolutions v ON v.decision_idx = d.idx";
+
 /// An audit row from the columns the audit queries select: the entry, then the
 /// redemption (index, time), then the resolution (index, approved, approver, time,
 /// seal id, seal expiry).
@@ -505,14 +514,8 @@ impl Store for SqliteStore {
         self.write(flush_audit).await?;
         let q = q.clone();
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at,
-                        v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at
-                 FROM decisions d
-                 JOIN entries e ON e.idx = d.idx
-                 LEFT JOIN seals s ON s.decision_idx = d.idx
-                 LEFT JOIN redemptions r ON r.seal_id = s.seal_id
-                 LEFT JOIN resolutions v ON v.decision_idx = d.idx
+            let mut stmt = c.prepare_cached(&format!(
+                "{AUDIT_ROW}
                  WHERE (?1 IS NULL OR d.agent_id = ?1)
                    AND (?2 IS NULL OR d.org_id = ?2)
                    AND (?3 IS NULL OR d.method = ?3)
@@ -521,8 +524,8 @@ impl Store for SqliteStore {
                    AND (?6 IS NULL OR d.server_time <= ?6)
                    AND (?7 IS NULL OR d.idx < ?7)
                  ORDER BY d.idx DESC
-                 LIMIT ?8",
-            )?;
+                 LIMIT ?8"
+            ))?;
             let before = q.before.map(|b| b.min(i64::MAX as u64) as i64);
             let rows = stmt.query_map(
                 params![
@@ -546,18 +549,9 @@ impl Store for SqliteStore {
         self.write(flush_audit).await?;
         let decision_id = decision_id.to_owned();
         self.read(move |c| {
-            c.prepare_cached(
-                "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at,
-                        v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at
-                 FROM decisions d
-                 JOIN entries e ON e.idx = d.idx
-                 LEFT JOIN seals s ON s.decision_idx = d.idx
-                 LEFT JOIN redemptions r ON r.seal_id = s.seal_id
-                 LEFT JOIN resolutions v ON v.decision_idx = d.idx
-                 WHERE d.decision_id = ?1",
-            )?
-            .query_row([decision_id], audit_row)
-            .optional()
+            c.prepare_cached(&format!("{AUDIT_ROW} WHERE d.decision_id = ?1"))?
+                .query_row([decision_id], audit_row)
+                .optional()
         })
         .await
     }

@@ -112,6 +112,60 @@ pub fn resolution(
     .expect("canonical")
 }
 
+/// Gives every evidence table at least one row, in five single-entry batches: an
+/// approved decision with seal `s1`, its redemption, a policy activation of `v1`, a
+/// pending decision at index 3 and a refusal of it, and the bundle `v1`.
+pub async fn fill_evidence(store: &dyn Store) {
+    store
+        .append(vec![decision(
+            "a",
+            "payment",
+            Status::Approved,
+            Some("s1"),
+            "2026-11-23T10:00:00.000000Z",
+        )])
+        .await
+        .expect("append");
+    store
+        .append(vec![redemption("s1", 0)])
+        .await
+        .expect("redeem");
+    let activation = Entry::PolicyActivated(PolicyActivation {
+        server_time: "2026-11-23T10:00:01.000000Z".into(),
+        version: "v1".into(),
+        previous_version: None,
+        activated_by: "admin".into(),
+    });
+    store
+        .append(vec![NewEntry::new(activation).expect("canonical")])
+        .await
+        .expect("activate");
+    // A decision pending approval and a person's answer to it.
+    store
+        .append(vec![decision(
+            "a",
+            "refund",
+            Status::PendingApproval,
+            None,
+            "2026-11-23T10:00:03.000000Z",
+        )])
+        .await
+        .expect("pending");
+    store
+        .append(vec![resolution(3, "dec-pending", false, None)])
+        .await
+        .expect("resolve");
+    store
+        .put_policy(&NewPolicy {
+            version: "v1".into(),
+            bundle: b"{}".to_vec(),
+            uploaded_at: "2026-11-23T10:00:00.000000Z".into(),
+            uploaded_by: "admin".into(),
+        })
+        .await
+        .expect("policy");
+}
+
 fn t(i: u32) -> String {
     format!("2026-11-23T10:{:02}:{:02}.000000Z", i / 60, i % 60)
 }

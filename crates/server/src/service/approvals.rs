@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 use crate::extract::{only_fields, query_params};
-use crate::service::audit::{self, AuditRecord, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::service::audit::{self, AuditRecord, DEFAULT_LIMIT};
 use crate::service::decide::claims_without_index;
 use crate::service::new_id;
 use crate::state::AppState;
@@ -60,18 +60,7 @@ pub async fn queue(state: &AppState, raw: Option<&str>) -> Result<ApprovalQueue,
     let mut before = None;
     for (k, v) in query_params(raw, &["limit", "cursor"])? {
         match k.as_str() {
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "limit",
-                            format!("expected an integer from 1 to {MAX_LIMIT}"),
-                        )
-                    })?
-            }
+            "limit" => limit = audit::parse_limit(&v)?,
             "cursor" => before = Some(audit::decode_cursor(&v)?),
             _ => {}
         }

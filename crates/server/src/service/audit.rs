@@ -94,23 +94,25 @@ pub fn parse_query(raw: Option<&str>) -> Result<AuditQuery, ApiError> {
                     q.until = t
                 }
             }
-            "limit" => {
-                q.limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "limit",
-                            format!("expected an integer from 1 to {MAX_LIMIT}"),
-                        )
-                    })?
-            }
+            "limit" => q.limit = parse_limit(&v)?,
             "cursor" => q.before = Some(decode_cursor(&v)?),
             _ => {}
         }
     }
     Ok(q)
+}
+
+/// A page size: 1 to [`MAX_LIMIT`].
+pub(crate) fn parse_limit(v: &str) -> Result<u32, ApiError> {
+    v.parse()
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "limit",
+                format!("expected an integer from 1 to {MAX_LIMIT}"),
+            )
+        })
 }
 
 pub(crate) fn encode_cursor(index: u64) -> String {

@@ -1,10 +1,8 @@
 //! Someone with a SQL shell on the database, even as the schema owner, still cannot
 //! UPDATE, DELETE or TRUNCATE evidence: the triggers refuse, naming immutability.
 
-use sealgate_core::entry::{Entry, PolicyActivation, Status};
 use sealgate_core::Role;
-use sealgate_store::conformance::{decision, redemption, resolution};
-use sealgate_store::{NewApiKey, NewCheckpoint, NewEntry, NewPolicy, Store};
+use sealgate_store::{NewApiKey, NewCheckpoint, Store};
 use tokio_postgres::Client;
 
 use crate::support::{admin_url, TestDb};
@@ -12,54 +10,7 @@ use crate::support::{admin_url, TestDb};
 /// Fills every table with at least one row (three single-entry batches complete the
 /// tree node covering leaves 0 and 1).
 pub(crate) async fn populate(store: &dyn Store) {
-    store
-        .append(vec![decision(
-            "a",
-            "payment",
-            Status::Approved,
-            Some("s1"),
-            "2026-11-23T10:00:00.000000Z",
-        )])
-        .await
-        .expect("append");
-    store
-        .append(vec![redemption("s1", 0)])
-        .await
-        .expect("redeem");
-    let activation = Entry::PolicyActivated(PolicyActivation {
-        server_time: "2026-11-23T10:00:01.000000Z".into(),
-        version: "v1".into(),
-        previous_version: None,
-        activated_by: "admin".into(),
-    });
-    store
-        .append(vec![NewEntry::new(activation).expect("canonical")])
-        .await
-        .expect("activate");
-    // A decision pending approval and a person's answer to it.
-    store
-        .append(vec![decision(
-            "a",
-            "refund",
-            Status::PendingApproval,
-            None,
-            "2026-11-23T10:00:03.000000Z",
-        )])
-        .await
-        .expect("pending");
-    store
-        .append(vec![resolution(3, "dec-pending", false, None)])
-        .await
-        .expect("resolve");
-    store
-        .put_policy(&NewPolicy {
-            version: "v1".into(),
-            bundle: b"{}".to_vec(),
-            uploaded_at: "2026-11-23T10:00:00.000000Z".into(),
-            uploaded_by: "admin".into(),
-        })
-        .await
-        .expect("policy");
+    sealgate_store::conformance::fill_evidence(store).await;
     store
         .create_key(&NewApiKey {
             id: "key-1".into(),

@@ -2,63 +2,16 @@
 //! evidence through SQL: the triggers refuse, naming immutability.
 
 use rusqlite::Connection;
-use sealgate_core::entry::{Entry, PolicyActivation, Status};
-use sealgate_store::conformance::{decision, redemption, resolution};
-use sealgate_store::{AuditQuery, NewEntry, NewPolicy, Store};
+use sealgate_core::entry::Status;
+use sealgate_store::conformance::decision;
+use sealgate_store::{AuditQuery, Store};
 
 #[tokio::test]
 async fn update_and_delete_on_evidence_tables_fail_with_immutable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ledger.db");
     let store = sealgate_store_sqlite::SqliteStore::open(&path).expect("open");
-    store
-        .append(vec![decision(
-            "a",
-            "payment",
-            Status::Approved,
-            Some("s1"),
-            "2026-11-23T10:00:00.000000Z",
-        )])
-        .await
-        .expect("append");
-    store
-        .append(vec![redemption("s1", 0)])
-        .await
-        .expect("redeem");
-    let activation = Entry::PolicyActivated(PolicyActivation {
-        server_time: "2026-11-23T10:00:01.000000Z".into(),
-        version: "v1".into(),
-        previous_version: None,
-        activated_by: "admin".into(),
-    });
-    store
-        .append(vec![NewEntry::new(activation).expect("canonical")])
-        .await
-        .expect("activate");
-    // A decision pending approval and a person's answer to it.
-    store
-        .append(vec![decision(
-            "a",
-            "refund",
-            Status::PendingApproval,
-            None,
-            "2026-11-23T10:00:03.000000Z",
-        )])
-        .await
-        .expect("pending");
-    store
-        .append(vec![resolution(3, "dec-pending", false, None)])
-        .await
-        .expect("resolve");
-    store
-        .put_policy(&NewPolicy {
-            version: "v1".into(),
-            bundle: b"{}".to_vec(),
-            uploaded_at: "2026-11-23T10:00:00.000000Z".into(),
-            uploaded_by: "admin".into(),
-        })
-        .await
-        .expect("policy");
+    sealgate_store::conformance::fill_evidence(&store).await;
 
     // Audit rows are written in bulk; a query writes the pending ones, so every
     // table below has a row to protect.
