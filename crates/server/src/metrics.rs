@@ -61,6 +61,9 @@ pub struct Metrics {
     pub redemption_conflicts: AtomicU64,
     pub unavailable: AtomicU64,
     pub screen_flagged: AtomicU64,
+    /// Pending decisions a person approved, and refused.
+    pub resolved_approved: AtomicU64,
+    pub resolved_denied: AtomicU64,
     decision_latency: Histogram<12>,
     batch_size: Histogram<8>,
 }
@@ -85,6 +88,20 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "sealgate_decisions_total{{status=\"{status}\"}} {}",
+                v.load(Relaxed)
+            );
+        }
+        out.push_str(
+            "# HELP sealgate_approvals_resolved_total pending decisions answered by an approver\n\
+             # TYPE sealgate_approvals_resolved_total counter\n",
+        );
+        for (outcome, v) in [
+            ("approved", &self.resolved_approved),
+            ("denied", &self.resolved_denied),
+        ] {
+            let _ = writeln!(
+                out,
+                "sealgate_approvals_resolved_total{{outcome=\"{outcome}\"}} {}",
                 v.load(Relaxed)
             );
         }

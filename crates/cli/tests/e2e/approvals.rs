@@ -146,6 +146,16 @@ async fn an_approved_pending_decision_gets_a_seal_that_redeems_once() {
     assert_eq!(entry["entry"]["kind"], json!("approval_resolved"));
     assert_eq!(entry["entry"]["reason"], json!("called the customer"));
     assert_eq!(entry["entry"]["seal"]["seal_id"], json!(seal_id));
+
+    let metrics = server.get("/metrics", None).await.expect(200).text;
+    assert!(
+        metrics.contains("sealgate_approvals_resolved_total{outcome=\"approved\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sealgate_approvals_resolved_total{outcome=\"denied\"} 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

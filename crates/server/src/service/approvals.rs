@@ -164,6 +164,12 @@ pub async fn resolve(
         Err(other) => return Err(ApiError::Internal(format!("answer rejected: {other}"))),
     };
 
+    let counter = if approve {
+        &state.metrics.resolved_approved
+    } else {
+        &state.metrics.resolved_denied
+    };
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let seal = claims.map(|mut c| {
         c.ledger_index = decision_index;
         seal::sign(&c, &state.seal_signer)
