@@ -28,7 +28,12 @@ pub struct SealClaims {
     pub manifest_id: String,
     /// Hex SHA-256 of the manifest's canonical bytes.
     pub manifest_hash: String,
+    /// Ledger index of the decision the seal executes.
     pub ledger_index: u64,
+    /// For a seal a person granted: ledger index of the `approval_resolved` entry
+    /// that granted it (the decision at `ledger_index` was pending approval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_index: Option<u64>,
     pub policy_version: String,
     pub org_id: String,
     pub provider: String,
@@ -202,6 +207,7 @@ mod tests {
             manifest_id: "m".into(),
             manifest_hash: "00".repeat(32),
             ledger_index: 42,
+            approval_index: None,
             policy_version: "ab".repeat(32),
             org_id: "acme".into(),
             provider: "stripe".into(),

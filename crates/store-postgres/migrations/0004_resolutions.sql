@@ -8,7 +8,10 @@ CREATE TABLE resolutions (
     approver      text    NOT NULL,
     resolved_at   text    NOT NULL,
     seal_id       text,
-    expires_at    text
+    expires_at    text,
+    -- Only an approval grants a seal, and a seal has an expiry.
+    CHECK (approved OR seal_id IS NULL),
+    CHECK ((seal_id IS NULL) = (expires_at IS NULL))
 );
 
 CREATE TRIGGER resolutions_immutable BEFORE UPDATE OR DELETE OR TRUNCATE ON resolutions

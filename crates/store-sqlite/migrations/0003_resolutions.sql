@@ -8,7 +8,10 @@ CREATE TABLE resolutions (
     approver      TEXT    NOT NULL,
     resolved_at   TEXT    NOT NULL,
     seal_id       TEXT,
-    expires_at    TEXT
+    expires_at    TEXT,
+    -- Only an approval grants a seal, and a seal has an expiry.
+    CHECK (approved = 1 OR seal_id IS NULL),
+    CHECK ((seal_id IS NULL) = (expires_at IS NULL))
 );
 
 CREATE TRIGGER resolutions_no_update BEFORE UPDATE ON resolutions

@@ -332,7 +332,6 @@ pub async fn a_pending_decision_is_resolved_once(store: Arc<dyn Store>) {
         "a refused resolution grants nothing"
     );
     assert_eq!(queue(None).await, vec![2]);
-
     let row = store.decision(&ids[1]).await.expect("read").expect("found");
     assert_eq!(row.entry.index, 1);
     let r = row.resolution.expect("resolved");
@@ -360,6 +359,27 @@ pub async fn a_pending_decision_is_resolved_once(store: Arc<dyn Store>) {
         resolved,
         vec![(3, None), (2, None), (1, Some(4)), (0, Some(5))]
     );
+    // A malformed refusal that carries a seal is recorded (verify names it) but its
+    // seal is not redeemable.
+    store
+        .append(vec![resolution(
+            2,
+            &ids[2],
+            false,
+            Some("seal-of-a-refusal"),
+        )])
+        .await
+        .expect("append")[0]
+        .as_ref()
+        .expect("recorded");
+    assert!(store
+        .seal("seal-of-a-refusal")
+        .await
+        .expect("read")
+        .is_none());
+    assert_eq!(queue(None).await, Vec::<u64>::new());
+    let r = store.decision(&ids[2]).await.expect("read").expect("found");
+    assert_eq!(r.resolution.expect("resolved").seal, None);
 }
 
 pub async fn a_resolution_seal_is_redeemable_once(store: Arc<dyn Store>) {

@@ -227,14 +227,17 @@ impl<'a> Derived<'a> {
                 });
             }
             Entry::ApprovalResolved(e) => {
+                // Only an approval grants; a refusal carrying a seal is malformed, and
+                // `verify` names it, but the store must not make it redeemable.
+                let granted = e.seal.as_ref().filter(|_| e.approved);
                 d.resolution = Some(ResolutionRow {
                     decision_index: e.decision_index,
                     approved: e.approved,
                     approver: &e.approver,
                     resolved_at: &e.server_time,
-                    seal: e.seal.as_ref().map(|s| (&*s.seal_id, &*s.expires_at)),
+                    seal: granted.map(|s| (&*s.seal_id, &*s.expires_at)),
                 });
-                d.seal = e.seal.as_ref().map(|s| SealRow {
+                d.seal = granted.map(|s| SealRow {
                     seal_id: &s.seal_id,
                     expires_at: &s.expires_at,
                     decision_index: Some(e.decision_index),

@@ -9,7 +9,7 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use sealgate_core::entry::{ApprovalEntry, Entry, SealGrant, Status};
+use sealgate_core::entry::{ApprovalEntry, DecisionEntry, Entry, SealGrant, Status};
 use sealgate_core::seal;
 use sealgate_core::timefmt;
 use sealgate_store::{ApiKey, AuditRow, NewEntry, Rejection};
@@ -25,6 +25,9 @@ use crate::state::AppState;
 
 /// The longest reason an approver may record, in bytes.
 pub const MAX_REASON_LEN: usize = 2048;
+
+/// The longest decision id looked up (ids sealgate issues are 36 bytes).
+const MAX_ID_LEN: usize = 256;
 
 #[derive(Debug, Serialize)]
 pub struct ApprovalQueue {
@@ -108,13 +111,30 @@ pub async fn resolve(
         Some(_) => return Err(ApiError::bad_request("/reason", "expected a string")),
     };
 
+    if decision_id.is_empty() || decision_id.len() > MAX_ID_LEN {
+        return Err(ApiError::NotFound(
+            "no such decision: a decision id is 1 to 256 bytes".into(),
+        ));
+    }
+    // The ledger keeps the reason forever, so a credential or personal data in it could
+    // never be removed: refuse it, naming only the kinds found.
+    let found = state.screener.find_secrets(&reason);
+    if !found.is_empty() {
+        let mut kinds: Vec<&str> = found.iter().map(|m| m.kind.as_str()).collect();
+        kinds.dedup();
+        return Err(ApiError::bad_request(
+            "/reason",
+            format!(
+                "contains what looks like {}; the ledger keeps reasons forever, so leave it out",
+                kinds.join(", ")
+            ),
+        ));
+    }
+
     let row =
         state.store.decision(decision_id).await?.ok_or_else(|| {
             ApiError::NotFound(format!("no decision {decision_id} in the ledger"))
         })?;
-    if let Some(r) = &row.resolution {
-        return Err(already_resolved(decision_id, r.approved, &r.approver));
-    }
     let decision_index = row.entry.index;
     let decision = match Entry::from_canonical(&row.entry.canonical) {
         Ok(Entry::Decision(d)) => d,
@@ -124,6 +144,18 @@ pub async fn resolve(
             )))
         }
     };
+    if let Some(r) = &row.resolution {
+        // The approver who approved may ask again (say its answer was lost) and gets the
+        // same seal, rebuilt from the committed entry; anyone else, or a change of mind,
+        // is refused.
+        if approve && r.approved && r.approver == caller.id {
+            return reissue(state, &decision, decision_index, r.index).await;
+        }
+        return Err(already_resolved(
+            decision_id,
+            Some((r.approved, &r.approver)),
+        ));
+    }
     if decision.status != Status::PendingApproval {
         return Err(ApiError::Conflict(format!(
             "decision {decision_id} is {}; only a pending_approval decision takes an answer",
@@ -153,13 +185,13 @@ pub async fn resolve(
     let appended = match state.appender.append(new).await? {
         Ok(appended) => appended,
         Err(Rejection::AlreadyResolved(_)) => {
-            // Another approver's answer committed first; report what it was.
+            // Another answer committed first; report what it was, if it can be read.
             let winner = state.store.decision(decision_id).await?;
-            let (approved, approver) = winner
-                .and_then(|w| w.resolution)
-                .map(|r| (r.approved, r.approver))
-                .unwrap_or((false, "another approver".to_owned()));
-            return Err(already_resolved(decision_id, approved, &approver));
+            let winner = winner.and_then(|w| w.resolution);
+            return Err(already_resolved(
+                decision_id,
+                winner.as_ref().map(|r| (r.approved, r.approver.as_str())),
+            ));
         }
         Err(other) => return Err(ApiError::Internal(format!("answer rejected: {other}"))),
     };
@@ -172,6 +204,7 @@ pub async fn resolve(
     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let seal = claims.map(|mut c| {
         c.ledger_index = decision_index;
+        c.approval_index = Some(appended.index);
         seal::sign(&c, &state.seal_signer)
     });
     Ok(ResolutionResponse {
@@ -193,9 +226,59 @@ pub async fn resolve(
     })
 }
 
-fn already_resolved(decision_id: &str, approved: bool, approver: &str) -> ApiError {
-    ApiError::Conflict(format!(
-        "decision {decision_id} was already {} by {approver}",
-        if approved { "approved" } else { "denied" }
-    ))
+fn already_resolved(decision_id: &str, winner: Option<(bool, &str)>) -> ApiError {
+    ApiError::Conflict(match winner {
+        Some((approved, approver)) => format!(
+            "decision {decision_id} was already {} by {approver}",
+            if approved { "approved" } else { "denied" }
+        ),
+        None => format!("decision {decision_id} was already resolved"),
+    })
+}
+
+/// The answer of an approval already committed at `index`, with its seal signed again
+/// from what the entry records (Ed25519 signatures are deterministic, so it is the same
+/// token the first answer carried).
+async fn reissue(
+    state: &AppState,
+    decision: &DecisionEntry,
+    decision_index: u64,
+    index: u64,
+) -> Result<ResolutionResponse, ApiError> {
+    let stored = state
+        .store
+        .entry(index)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("resolution entry {index} is missing")))?;
+    let Ok(Entry::ApprovalResolved(a)) = Entry::from_canonical(&stored.canonical) else {
+        return Err(ApiError::Internal(format!(
+            "entry {index} is indexed as a resolution but does not read as one"
+        )));
+    };
+    let grant = a
+        .seal
+        .clone()
+        .ok_or_else(|| ApiError::Internal(format!("approval {index} granted no seal")))?;
+    let time = |s: &str| {
+        timefmt::parse(s)
+            .map_err(|e| ApiError::Internal(format!("entry {index} has a bad time {s:?}: {e}")))
+    };
+    let (granted, expires) = (time(&a.server_time)?, time(&grant.expires_at)?);
+    let mut claims = claims_without_index(state, decision, &grant, granted);
+    claims.exp = expires.unix_timestamp();
+    claims.ledger_index = decision_index;
+    claims.approval_index = Some(index);
+    Ok(ResolutionResponse {
+        decision_id: a.decision_id,
+        status: Status::Approved,
+        approved: true,
+        approver: a.approver,
+        reason: a.reason,
+        decision_index,
+        ledger_index: index,
+        leaf_hash: B64.encode(stored.leaf_hash),
+        seal: Some(seal::sign(&claims, &state.seal_signer)),
+        seal_id: Some(grant.seal_id),
+        expires_at: Some(grant.expires_at),
+    })
 }

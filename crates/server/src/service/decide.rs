@@ -228,6 +228,7 @@ pub(crate) fn claims_without_index(
         manifest_id: e.manifest_id.clone(),
         manifest_hash: e.manifest_hash.clone(),
         ledger_index: 0,
+        approval_index: None,
         policy_version: e.policy_version.clone().unwrap_or_default(),
         org_id: e.manifest.org_id.clone(),
         provider: e.manifest.provider.clone(),
