@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/policies", get(list_policies).post(upload_policy))
         .route("/v1/policies/{version}", get(get_policy))
         .route("/v1/policies/{version}/activate", post(activate_policy))
+        .route("/v1/decisions/{decision_id}", get(decision_state))
         .route("/v1/approvals", get(approval_queue))
         .route("/v1/approvals/{decision_id}/approve", post(approve))
         .route("/v1/approvals/{decision_id}/deny", post(deny))
@@ -141,6 +142,15 @@ async fn tlog_tile(
         bytes,
     )
         .into_response())
+}
+
+async fn decision_state(
+    State(s): State<AppState>,
+    Path(decision_id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let caller = s.require(&headers, Role::Agent).await?;
+    Ok(Json(approvals::for_agent(&s, &caller, &decision_id).await?).into_response())
 }
 
 async fn approval_queue(

@@ -420,3 +420,72 @@ async fn racing_answers_resolve_a_decision_once_and_the_ledger_verifies() {
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
+
+/// The agent that submitted a decision reads it back, with its seal: the one the policy
+/// granted (the same token as the response), or, once a person approves, the one the
+/// approval granted. Another agent's key sees nothing.
+#[tokio::test]
+async fn the_agent_collects_the_seal_a_person_granted() {
+    let server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let other_agent = server.create_key("agent").await;
+    let approver = server.create_key("approver").await;
+    let executor = server.create_key("executor").await;
+    let state = |id: &str, key: &Key| {
+        let path = format!("/v1/decisions/{id}");
+        let token = key.token.clone();
+        let server = &server;
+        async move { server.get(&path, Some(&token)).await }
+    };
+
+    let approved = server
+        .approved(&agent, &manifest("agent-own", "payment", 1000))
+        .await;
+    let id = approved["decision_id"].as_str().unwrap();
+    let s = state(id, &agent).await.expect(200).json;
+    assert_eq!(
+        s["seal"], approved["seal"],
+        "the policy's seal, the same token: {s}"
+    );
+    assert_eq!(
+        (s["status"].clone(), s["approved"].clone()),
+        (json!("approved"), json!(true))
+    );
+
+    let d = pending(&server, &agent, "agent-own").await;
+    let id = d["decision_id"].as_str().unwrap();
+    let s = state(id, &agent).await.expect(200).json;
+    assert_eq!(s["status"], json!("pending_approval"), "{s}");
+    assert_eq!(s["approved"], json!(false));
+    assert!(s.get("seal").is_none() && s["resolution"].is_null(), "{s}");
+    state(id, &other_agent).await.expect_problem(404);
+    state("no-such-decision", &agent).await.expect_problem(404);
+    state(id, &approver).await.expect_problem(403);
+
+    let a = server
+        .post(
+            &format!("/v1/approvals/{id}/approve"),
+            Some(&approver.token),
+            &json!({}),
+        )
+        .await
+        .expect(200)
+        .json;
+    let s = state(id, &agent).await.expect(200).json;
+    assert_eq!(s["approved"], json!(true), "{s}");
+    assert_eq!(
+        s["seal"], a["seal"],
+        "the approval's seal, the same token: {s}"
+    );
+    assert_eq!(s["resolution"]["ledger_index"], a["ledger_index"]);
+    assert_eq!(s["was_executed"], json!(false));
+    let seal = s["seal"].as_str().unwrap();
+    server
+        .redeem(&executor, s["seal_id"].as_str().unwrap(), seal)
+        .await
+        .expect(200);
+    assert_eq!(
+        state(id, &agent).await.expect(200).json["was_executed"],
+        json!(true)
+    );
+}

@@ -55,6 +55,7 @@ fn routes() -> Vec<Call> {
         ),
         (Method::DELETE, "/v1/keys/key_0".into(), None),
         (Method::GET, "/v1/approvals".into(), None),
+        (Method::GET, "/v1/decisions/some-decision".into(), None),
         (
             Method::POST,
             "/v1/approvals/some-decision/approve".into(),

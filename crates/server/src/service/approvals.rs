@@ -259,15 +259,14 @@ async fn reissue(
         .seal
         .clone()
         .ok_or_else(|| ApiError::Internal(format!("approval {index} granted no seal")))?;
-    let time = |s: &str| {
-        timefmt::parse(s)
-            .map_err(|e| ApiError::Internal(format!("entry {index} has a bad time {s:?}: {e}")))
-    };
-    let (granted, expires) = (time(&a.server_time)?, time(&grant.expires_at)?);
-    let mut claims = claims_without_index(state, decision, &grant, granted);
-    claims.exp = expires.unix_timestamp();
-    claims.ledger_index = decision_index;
-    claims.approval_index = Some(index);
+    let seal = rebuild_seal(
+        state,
+        decision,
+        decision_index,
+        &grant,
+        &a.server_time,
+        Some(index),
+    )?;
     Ok(ResolutionResponse {
         decision_id: a.decision_id,
         status: Status::Approved,
@@ -277,8 +276,124 @@ async fn reissue(
         decision_index,
         ledger_index: index,
         leaf_hash: B64.encode(stored.leaf_hash),
-        seal: Some(seal::sign(&claims, &state.seal_signer)),
+        seal: Some(seal),
         seal_id: Some(grant.seal_id),
         expires_at: Some(grant.expires_at),
+    })
+}
+
+/// The seal `grant` made when it was granted at `granted_at` (the granting entry's
+/// `server_time`), signed again: the claims are all in the ledger, and Ed25519
+/// signatures are deterministic, so this is the token first handed out.
+fn rebuild_seal(
+    state: &AppState,
+    decision: &DecisionEntry,
+    decision_index: u64,
+    grant: &SealGrant,
+    granted_at: &str,
+    approval_index: Option<u64>,
+) -> Result<String, ApiError> {
+    let time = |s: &str| {
+        timefmt::parse(s)
+            .map_err(|e| ApiError::Internal(format!("a seal's entry has a bad time {s:?}: {e}")))
+    };
+    let mut claims = claims_without_index(state, decision, grant, time(granted_at)?);
+    claims.exp = time(&grant.expires_at)?.unix_timestamp();
+    claims.ledger_index = decision_index;
+    claims.approval_index = approval_index;
+    Ok(seal::sign(&claims, &state.seal_signer))
+}
+
+/// What `GET /v1/decisions/{decision_id}` tells the agent that submitted it.
+#[derive(Debug, Serialize)]
+pub struct DecisionState {
+    pub decision_id: String,
+    pub manifest_id: String,
+    /// What the policy decided.
+    pub status: Status,
+    /// Whether the action may go ahead now: approved by the policy or by a person.
+    pub approved: bool,
+    pub reasons: Vec<String>,
+    pub ledger_index: u64,
+    pub resolution: Option<audit::ResolutionRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    pub was_executed: bool,
+}
+
+/// `GET /v1/decisions/{decision_id}`: a decision as the agent that submitted it sees it,
+/// with its seal when it has one, so an agent whose action waited for a person collects
+/// the seal itself (and one that lost a response gets it again). Another key's
+/// decision is a 404, as if it did not exist.
+pub async fn for_agent(
+    state: &AppState,
+    caller: &ApiKey,
+    decision_id: &str,
+) -> Result<DecisionState, ApiError> {
+    let missing = || ApiError::NotFound("no such decision for this key".into());
+    if decision_id.is_empty() || decision_id.len() > MAX_ID_LEN {
+        return Err(missing());
+    }
+    let row = state
+        .store
+        .decision(decision_id)
+        .await?
+        .ok_or_else(missing)?;
+    let index = row.entry.index;
+    let Ok(Entry::Decision(d)) = Entry::from_canonical(&row.entry.canonical) else {
+        return Err(ApiError::Internal(format!(
+            "entry {index} is indexed as a decision but does not read as one"
+        )));
+    };
+    if d.submitted_by != caller.id {
+        return Err(missing());
+    }
+    let (seal, grant) = match (&d.seal, &row.resolution) {
+        (Some(grant), _) => (
+            Some(rebuild_seal(state, &d, index, grant, &d.server_time, None)?),
+            Some(grant.clone()),
+        ),
+        (None, Some(r)) if r.approved => {
+            let (seal, seal_id, expires_at) = match reissue(state, &d, index, r.index).await? {
+                ResolutionResponse {
+                    seal: Some(seal),
+                    seal_id: Some(seal_id),
+                    expires_at: Some(expires_at),
+                    ..
+                } => (seal, seal_id, expires_at),
+                _ => {
+                    return Err(ApiError::Internal(format!(
+                        "approval {} granted no seal",
+                        r.index
+                    )))
+                }
+            };
+            (
+                Some(seal),
+                Some(SealGrant {
+                    seal_id,
+                    expires_at,
+                }),
+            )
+        }
+        _ => (None, None),
+    };
+    Ok(DecisionState {
+        decision_id: d.decision_id.clone(),
+        manifest_id: d.manifest_id.clone(),
+        status: d.status,
+        approved: d.status == Status::Approved
+            || row.resolution.as_ref().is_some_and(|r| r.approved),
+        reasons: d.reasons.clone(),
+        ledger_index: index,
+        resolution: row.resolution.map(audit::ResolutionRecord::from),
+        seal,
+        seal_id: grant.as_ref().map(|g| g.seal_id.clone()),
+        expires_at: grant.map(|g| g.expires_at),
+        was_executed: row.redemption.is_some(),
     })
 }

@@ -102,6 +102,17 @@ pub fn parse_query(raw: Option<&str>) -> Result<AuditQuery, ApiError> {
     Ok(q)
 }
 
+impl From<sealgate_store::Resolution> for ResolutionRecord {
+    fn from(r: sealgate_store::Resolution) -> ResolutionRecord {
+        ResolutionRecord {
+            approved: r.approved,
+            approver: r.approver,
+            resolved_at: r.resolved_at,
+            ledger_index: r.index,
+        }
+    }
+}
+
 /// A page size: 1 to [`MAX_LIMIT`].
 pub(crate) fn parse_limit(v: &str) -> Result<u32, ApiError> {
     v.parse()
@@ -192,12 +203,7 @@ pub(crate) fn record(row: AuditRow) -> Result<AuditRecord, ApiError> {
         was_executed: row.redemption.is_some(),
         executed_at: row.redemption.map(|r| r.redeemed_at),
         screening: d.screening,
-        resolution: resolution.map(|r| ResolutionRecord {
-            approved: r.approved,
-            approver: r.approver,
-            resolved_at: r.resolved_at,
-            ledger_index: r.index,
-        }),
+        resolution: resolution.map(ResolutionRecord::from),
     })
 }
 
