@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use sealgate_core::entry::Status;
-use sealgate_store::conformance::{decision, redemption};
+use sealgate_store::conformance::{decision, redemption, resolution};
 use sealgate_store::{Appender, Rejection, Store};
 
 use crate::support::{admin_url, TestDb};
@@ -73,6 +73,75 @@ async fn replicas_appending_together_get_one_contiguous_sequence() {
         crate::support::assert_tree_is(&raw, store.as_ref(), &leaves).await;
     }
     drop((stores, raw));
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resolving_from_two_replicas_at_once_lands_once() {
+    let Some(admin) = admin_url() else { return };
+    let db = TestDb::create(&admin).await;
+    let a: Arc<dyn Store> = Arc::new(db.store().await);
+    let b: Arc<dyn Store> = Arc::new(db.store().await);
+    const PENDING: usize = 40;
+    let pending: Vec<_> = (0..PENDING)
+        .map(|i| decision("waiter", "refund", Status::PendingApproval, None, &t(0, i)))
+        .collect();
+    let ids: Vec<String> = pending
+        .iter()
+        .map(|p| match &p.entry {
+            sealgate_core::entry::Entry::Decision(d) => d.decision_id.clone(),
+            _ => unreachable!("decision() makes decisions"),
+        })
+        .collect();
+    let recorded = a.append(pending).await.expect("pending");
+    let (appender_a, appender_b) = (
+        Appender::spawn(a.clone(), 8, None),
+        Appender::spawn(b.clone(), 8, None),
+    );
+    let mut races = Vec::new();
+    for (i, r) in recorded.iter().enumerate() {
+        let index = r.as_ref().expect("recorded").index;
+        let (first, second, id) = (appender_a.clone(), appender_b.clone(), ids[i].clone());
+        races.push(tokio::spawn(async move {
+            // One replica approves (granting a seal), the other refuses.
+            let (x, y) = tokio::join!(
+                first.append(resolution(index, &id, true, Some(&format!("hitl-{i}")))),
+                second.append(resolution(index, &id, false, None)),
+            );
+            (i, index, x.expect("store ok"), y.expect("store ok"))
+        }));
+    }
+    for race in races {
+        let (i, index, x, y) = race.await.expect("task");
+        let approved = match (&x, &y) {
+            (Ok(_), Err(Rejection::AlreadyResolved(d))) => {
+                assert_eq!(*d, index);
+                true
+            }
+            (Err(Rejection::AlreadyResolved(d)), Ok(_)) => {
+                assert_eq!(*d, index);
+                false
+            }
+            other => panic!("decision {index}: exactly one answer must land, got {other:?}"),
+        };
+        let row = b.decision(&ids[i]).await.expect("read").expect("found");
+        let r = row.resolution.expect("resolved");
+        let winner = x.as_ref().or(y.as_ref()).expect("one landed").index;
+        assert_eq!((r.index, r.approved), (winner, approved));
+        let seal = b.seal(&format!("hitl-{i}")).await.expect("read");
+        assert_eq!(
+            seal.is_some(),
+            approved,
+            "a seal exactly when the approval won"
+        );
+    }
+    assert_eq!(a.tree_size().await.expect("size"), (2 * PENDING) as u64);
+    assert!(a
+        .pending_approvals(None, 10)
+        .await
+        .expect("queue")
+        .is_empty());
+    drop((a, b, appender_a, appender_b));
     db.drop_db().await;
 }
 
