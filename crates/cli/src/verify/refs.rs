@@ -1,9 +1,10 @@
 //! The cross-references `sealgate verify` checks between entries: every seal is
 //! granted by an approved decision (or an approved approval), every redemption names
 //! a seal granted earlier by the decision it names, no seal is granted or redeemed
-//! twice, and every approval answers an earlier decision pending approval, once. Owns reading those members out of an entry's bytes and resolving
-//! the grants and redemptions they claim; hashing, the tree and storage belong to the
-//! caller.
+//! twice, and every approval answers an earlier decision pending approval, by its
+//! index and its id, once. Owns reading those members out of an entry's bytes and
+//! resolving the grants and redemptions they claim; hashing, the tree and storage
+//! belong to the caller.
 //!
 //! Besides hashing and SQLite, reading entries is most of verify's work, so the
 //! common case takes a scan ([`scan`]) that reads only the top-level members the
@@ -38,6 +39,8 @@ struct Refs<'a> {
     #[serde(borrow)]
     seal_id: Option<Cow<'a, str>>,
     decision_index: Option<u64>,
+    #[serde(borrow)]
+    decision_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, PartialEq, Eq, serde::Deserialize)]
@@ -100,10 +103,10 @@ pub(super) struct CrossRefs {
     /// The first entry whose own members are wrong; nothing after it is read.
     problem: Option<(u64, Tamper)>,
     keys: RandomState,
-    /// Indices of the decisions pending approval, ascending.
-    pending: Vec<u64>,
+    /// Index and decision id of the decisions pending approval, ascending by index.
+    pending: Vec<(u64, Box<str>)>,
     /// (index, decision_index) of every approval, ascending by index.
-    resolutions: Vec<(u64, u64)>,
+    resolutions: Vec<(u64, u64, Box<str>)>,
 }
 
 impl CrossRefs {
@@ -197,15 +200,27 @@ impl CrossRefs {
                 lowest = Some((index, Tamper(format!("entry {index}: {what}"))));
             }
         };
-        for &(index, decision) in resolutions {
-            if decision >= index || self.pending.binary_search(&decision).is_err() {
+        for (index, decision, id) in resolutions {
+            let (index, decision) = (*index, *decision);
+            let pending = match self.pending.binary_search_by_key(&decision, |p| p.0) {
+                Ok(at) if decision < index => &self.pending[at].1,
+                _ => {
+                    note(
+                        index,
+                        format!("answers entry {decision}, which is not an earlier decision pending approval"),
+                    );
+                    continue;
+                }
+            };
+            if pending != id {
                 note(
                     index,
-                    format!("answers entry {decision}, which is not an earlier decision pending approval"),
+                    format!("answers entry {decision} as decision {id:?}, but that entry is decision {pending:?}"),
                 );
             }
         }
-        let mut by_decision: Vec<(u64, u64)> = resolutions.iter().map(|&(i, d)| (d, i)).collect();
+        let mut by_decision: Vec<(u64, u64)> =
+            resolutions.iter().map(|&(i, d, _)| (d, i)).collect();
         by_decision.sort_unstable();
         for pair in by_decision.windows(2) {
             let ((decision, first), (same, again)) = (pair[0], pair[1]);
@@ -286,7 +301,8 @@ impl CrossRefs {
             "decision" => {
                 let status = r.status.as_deref().ok_or_else(|| bad("status"))?;
                 if status == Status::PendingApproval.as_str() {
-                    self.pending.push(index);
+                    let id = r.decision_id.as_deref().ok_or_else(|| bad("decision_id"))?;
+                    self.pending.push((index, id.into()));
                 }
                 let Some(seal) = &r.seal else {
                     return Ok(Claim::None);
@@ -304,7 +320,8 @@ impl CrossRefs {
             }
             "approval_resolved" => {
                 let decision = r.decision_index.ok_or_else(|| bad("decision_index"))?;
-                self.resolutions.push((index, decision));
+                let id = r.decision_id.as_deref().ok_or_else(|| bad("decision_id"))?;
+                self.resolutions.push((index, decision, id.into()));
                 let Some(seal) = &r.seal else {
                     return Ok(Claim::None);
                 };
@@ -343,8 +360,13 @@ impl CrossRefs {
         let entry: Entry = serde_json::from_value(value)
             .map_err(|e| Tamper(format!("entry {index}: not a sealgate entry ({e})")))?;
         match &entry {
-            Entry::Decision(d) if d.status == Status::PendingApproval => self.pending.push(index),
-            Entry::ApprovalResolved(a) => self.resolutions.push((index, a.decision_index)),
+            Entry::Decision(d) if d.status == Status::PendingApproval => {
+                self.pending.push((index, d.decision_id.as_str().into()))
+            }
+            Entry::ApprovalResolved(a) => {
+                self.resolutions
+                    .push((index, a.decision_index, a.decision_id.as_str().into()))
+            }
             _ => {}
         }
         match entry {
@@ -387,7 +409,7 @@ impl CrossRefs {
 /// Skipped values are checked as serde_json checks values it ignores.
 fn scan(b: &[u8]) -> Option<Refs<'_>> {
     let mut refs = Refs::default();
-    let mut seen = [false; 6];
+    let mut seen = [false; 7];
     let mut i = 1;
     if *b.first()? != b'{' {
         return None;
@@ -402,12 +424,13 @@ fn scan(b: &[u8]) -> Option<Refs<'_>> {
             b"seal" => 3,
             b"seal_id" => 4,
             b"decision_index" => 5,
+            b"decision_id" => 6,
             _ => {
                 i = skip_value(b, i)?;
-                6
+                7
             }
         };
-        if member < 6 {
+        if member < 7 {
             if std::mem::replace(&mut seen[member], true) {
                 return None;
             }
@@ -421,7 +444,8 @@ fn scan(b: &[u8]) -> Option<Refs<'_>> {
                 2 => or_null(b, i, boolean, &mut refs.approved)?,
                 3 => or_null(b, i, grant, &mut refs.seal)?,
                 4 => or_null(b, i, plain_str, &mut refs.seal_id)?,
-                _ => or_null(b, i, index, &mut refs.decision_index)?,
+                5 => or_null(b, i, index, &mut refs.decision_index)?,
+                _ => or_null(b, i, plain_str, &mut refs.decision_id)?,
             };
         }
         match *b.get(i)? {
@@ -813,6 +837,7 @@ mod tests {
             "\"seal\"",
             "\"seal_id\"",
             "\"decision_index\"",
+            "\"decision_id\"",
             "\"x\"",
             "\"k\\u0069nd\"",
             "\"se\u{e9}l\"",
@@ -966,6 +991,12 @@ mod tests {
                 approval(Some("s3"), true, 0)
             ]),
             "entry 2: answers decision 0 a second time (first at 1)"
+        );
+        let mut elsewhere = approval(None, false, 0);
+        elsewhere["decision_id"] = json!("dec-2");
+        assert_eq!(
+            problem(&[pending.clone(), elsewhere]),
+            "entry 1: answers entry 0 as decision \"dec-2\", but that entry is decision \"dec-1\""
         );
         // The lowest problem wins, whichever check finds it.
         assert_eq!(
