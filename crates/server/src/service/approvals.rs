@@ -357,29 +357,18 @@ pub async fn for_agent(
             Some(rebuild_seal(state, &d, index, grant, &d.server_time, None)?),
             Some(grant.clone()),
         ),
-        (None, Some(r)) if r.approved => {
-            let (seal, seal_id, expires_at) = match reissue(state, &d, index, r.index).await? {
-                ResolutionResponse {
-                    seal: Some(seal),
-                    seal_id: Some(seal_id),
-                    expires_at: Some(expires_at),
-                    ..
-                } => (seal, seal_id, expires_at),
-                _ => {
-                    return Err(ApiError::Internal(format!(
-                        "approval {} granted no seal",
-                        r.index
-                    )))
-                }
-            };
-            (
-                Some(seal),
-                Some(SealGrant {
-                    seal_id,
-                    expires_at,
-                }),
-            )
-        }
+        // The resolutions row holds what the approval entry granted, and when.
+        (None, Some(r)) => match &r.seal {
+            Some((seal_id, expires_at)) => {
+                let grant = SealGrant {
+                    seal_id: seal_id.clone(),
+                    expires_at: expires_at.clone(),
+                };
+                let seal = rebuild_seal(state, &d, index, &grant, &r.resolved_at, Some(r.index))?;
+                (Some(seal), Some(grant))
+            }
+            None => (None, None),
+        },
         _ => (None, None),
     };
     Ok(DecisionState {
