@@ -33,6 +33,10 @@ pub(crate) struct ServeArgs {
     /// Seconds an issued seal stays redeemable [default: 300].
     #[arg(long, env = "SEALGATE_SEAL_TTL_SECS")]
     seal_ttl_secs: Option<u64>,
+    /// Seconds a pending_approval decision waits for a person before it can no longer
+    /// be approved [default: 86400].
+    #[arg(long, env = "SEALGATE_APPROVAL_TTL_SECS")]
+    approval_ttl_secs: Option<u64>,
     /// Most ledger entries per commit [default: 512].
     #[arg(long, env = "SEALGATE_MAX_BATCH")]
     max_batch: Option<usize>,
@@ -52,6 +56,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             redis_url: args.redis_url,
             origin: args.origin,
             seal_ttl_secs: args.seal_ttl_secs,
+            approval_ttl_secs: args.approval_ttl_secs,
             max_batch: args.max_batch,
             checkpoint_interval_ms: args.checkpoint_interval_ms,
         },

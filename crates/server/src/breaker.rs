@@ -245,9 +245,10 @@ impl Store for BreakerStore {
     async fn pending_approvals(
         &self,
         before: Option<u64>,
+        recorded_after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<StoredEntry>, StoreError> {
-        self.guard(self.inner.pending_approvals(before, limit))
+        self.guard(self.inner.pending_approvals(before, recorded_after, limit))
             .await
     }
     async fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Option<[u8; 32]>>, StoreError> {

@@ -21,6 +21,9 @@ pub struct Settings {
     pub origin: String,
     /// How long an issued seal stays redeemable.
     pub seal_ttl: Duration,
+    /// How long a `pending_approval` decision waits for a person: after that it leaves
+    /// the queue and can no longer be approved (it can still be denied).
+    pub approval_ttl: Duration,
     /// Most entries the appender commits in one transaction.
     pub max_batch: usize,
     /// How long a request body may take to arrive (408 after that).
@@ -59,6 +62,7 @@ impl Default for Settings {
             redis_url: None,
             origin: "sealgate.local/log".to_owned(),
             seal_ttl: Duration::from_secs(300),
+            approval_ttl: Duration::from_secs(24 * 3600),
             max_batch: 512,
             request_timeout: Duration::from_secs(10),
             checkpoint_interval: Duration::from_secs(1),
@@ -78,6 +82,7 @@ pub struct Overrides {
     pub redis_url: Option<String>,
     pub origin: Option<String>,
     pub seal_ttl_secs: Option<u64>,
+    pub approval_ttl_secs: Option<u64>,
     pub max_batch: Option<usize>,
     pub checkpoint_interval_ms: Option<u64>,
 }
@@ -92,6 +97,7 @@ impl std::fmt::Debug for Overrides {
             .field("redis_url", &hidden(&self.redis_url))
             .field("origin", &self.origin)
             .field("seal_ttl_secs", &self.seal_ttl_secs)
+            .field("approval_ttl_secs", &self.approval_ttl_secs)
             .field("max_batch", &self.max_batch)
             .field("checkpoint_interval_ms", &self.checkpoint_interval_ms)
             .finish()
@@ -107,6 +113,7 @@ struct FileSettings {
     redis_url: Option<String>,
     origin: Option<String>,
     seal_ttl_secs: Option<u64>,
+    approval_ttl_secs: Option<u64>,
     max_batch: Option<usize>,
     request_timeout_secs: Option<u64>,
     checkpoint_interval_ms: Option<u64>,
@@ -148,6 +155,7 @@ impl Settings {
                 redis_url: f.redis_url,
                 origin: f.origin,
                 seal_ttl_secs: f.seal_ttl_secs,
+                approval_ttl_secs: f.approval_ttl_secs,
                 max_batch: f.max_batch,
                 checkpoint_interval_ms: f.checkpoint_interval_ms,
             });
@@ -182,6 +190,9 @@ impl Settings {
         if let Some(v) = o.seal_ttl_secs {
             self.seal_ttl = Duration::from_secs(v);
         }
+        if let Some(v) = o.approval_ttl_secs {
+            self.approval_ttl = Duration::from_secs(v);
+        }
         if let Some(v) = o.max_batch {
             self.max_batch = v;
         }
@@ -204,6 +215,12 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 name: "seal_ttl_secs",
                 message: "must be 1..=86400".into(),
+            });
+        }
+        if self.approval_ttl.is_zero() || self.approval_ttl > MAX_APPROVAL_TTL {
+            return Err(SettingsError::Invalid {
+                name: "approval_ttl_secs",
+                message: format!("must be 1..={}", MAX_APPROVAL_TTL.as_secs()),
             });
         }
         if self.checkpoint_interval < Duration::from_millis(10) {
@@ -249,6 +266,9 @@ impl Settings {
         Ok(())
     }
 }
+
+/// The longest a decision may wait for a person: 30 days.
+const MAX_APPROVAL_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The manifest's top-level text fields a marker may stand in for. Not the fields that
 /// identify the action (agent_id, org_id, provider, method, manifest_id): seals,
@@ -353,6 +373,31 @@ mod tests {
         for bad in [0, 601] {
             let err = load(bad).expect_err("out of range").to_string();
             assert!(err.contains("request_timeout_secs"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn approval_ttl_is_a_day_by_default_and_at_most_thirty() {
+        let ttl = |secs: Option<u64>| {
+            Settings::load(
+                None,
+                Overrides {
+                    approval_ttl_secs: secs,
+                    ..Overrides::default()
+                },
+            )
+        };
+        assert_eq!(
+            ttl(None).expect("default").approval_ttl,
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            ttl(Some(2_592_000)).expect("30 days").approval_ttl,
+            Duration::from_secs(2_592_000)
+        );
+        for bad in [0, 2_592_001] {
+            let err = ttl(Some(bad)).expect_err("out of range").to_string();
+            assert!(err.contains("approval_ttl_secs"), "{bad}: {err}");
         }
     }
 

@@ -417,6 +417,7 @@ impl Store for PostgresStore {
     async fn pending_approvals(
         &self,
         before: Option<u64>,
+        recorded_after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<StoredEntry>, StoreError> {
         let before = before.map(bound).unwrap_or(i64::MAX);
@@ -426,10 +427,11 @@ impl Store for PostgresStore {
              FROM decisions d
              JOIN entries e ON e.idx = d.idx
              WHERE d.status = 'pending_approval' AND d.idx < $1
+               AND ($3::text IS NULL OR d.server_time > $3)
                AND NOT EXISTS (SELECT 1 FROM resolutions v WHERE v.decision_idx = d.idx)
              ORDER BY d.idx DESC
              LIMIT $2",
-            &[&before, &i64::from(limit)],
+            &[&before, &i64::from(limit), &recorded_after],
             |r| stored_entry(r, 0),
         )
         .await

@@ -559,10 +559,12 @@ impl Store for SqliteStore {
     async fn pending_approvals(
         &self,
         before: Option<u64>,
+        recorded_after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<StoredEntry>, StoreError> {
         self.write(flush_audit).await?;
         let before = before.map(|b| b.min(i64::MAX as u64) as i64);
+        let after = recorded_after.map(str::to_owned);
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT e.idx, e.canonical, e.leaf_hash
@@ -571,10 +573,11 @@ impl Store for SqliteStore {
                  LEFT JOIN resolutions v ON v.decision_idx = d.idx
                  WHERE d.status = 'pending_approval' AND v.decision_idx IS NULL
                    AND (?1 IS NULL OR d.idx < ?1)
+                   AND (?3 IS NULL OR d.server_time > ?3)
                  ORDER BY d.idx DESC
                  LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![before, limit], |r| stored_entry(r, 0))?;
+            let rows = stmt.query_map(params![before, limit, after], |r| stored_entry(r, 0))?;
             rows.collect()
         })
         .await

@@ -297,7 +297,10 @@ pub async fn a_pending_decision_is_resolved_once(store: Arc<dyn Store>) {
     let queue = |before| {
         let store = store.clone();
         async move {
-            let page = store.pending_approvals(before, 10).await.expect("queue");
+            let page = store
+                .pending_approvals(before, None, 10)
+                .await
+                .expect("queue");
             page.iter().map(|e| e.index).collect::<Vec<_>>()
         }
     };
@@ -307,6 +310,15 @@ pub async fn a_pending_decision_is_resolved_once(store: Arc<dyn Store>) {
         "newest first, denials left out"
     );
     assert_eq!(queue(Some(2)).await, vec![1, 0], "below the cursor");
+    let recent = store
+        .pending_approvals(None, Some(&t(0)), 10)
+        .await
+        .expect("queue");
+    assert_eq!(
+        recent.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![2, 1],
+        "only those recorded after the given time"
+    );
 
     // One batch resolves decision 1 twice and decision 0 once: the repeat is refused.
     let out = store

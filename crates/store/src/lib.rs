@@ -63,10 +63,12 @@ pub trait Store: Send + Sync + 'static {
     async fn decision(&self, decision_id: &str) -> Result<Option<AuditRow>, StoreError>;
 
     /// Decisions pending a person's approval that no `approval_resolved` entry has
-    /// answered yet, newest first, below the index `before` when given.
+    /// answered yet, newest first, below the index `before` when given, and recorded
+    /// (`server_time`, as entries write it) strictly after `recorded_after` when given.
     async fn pending_approvals(
         &self,
         before: Option<u64>,
+        recorded_after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<StoredEntry>, StoreError>;
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
 
 use crate::support::{jws_part, manifest, Key, Server, BIN};
 
@@ -63,6 +64,15 @@ async fn an_approved_pending_decision_gets_a_seal_that_redeems_once() {
     assert_eq!(item["ledger_index"], d["ledger_index"]);
     assert_eq!(item["parameters"]["amount"], json!(5000));
     assert_eq!(item["agent_id"], json!("agent-hitl"));
+    let waited = time::OffsetDateTime::parse(
+        item["approval_expires_at"]
+            .as_str()
+            .expect("approval_expires_at"),
+        &Rfc3339,
+    )
+    .unwrap()
+        - time::OffsetDateTime::parse(item["created_at"].as_str().unwrap(), &Rfc3339).unwrap();
+    assert_eq!(waited.whole_seconds(), 86_400, "a day by default: {item}");
     assert!(
         item["reasons"][0]
             .as_str()
@@ -488,4 +498,80 @@ async fn the_agent_collects_the_seal_a_person_granted() {
         state(id, &agent).await.expect(200).json["was_executed"],
         json!(true)
     );
+}
+
+#[tokio::test]
+async fn a_decision_past_its_approval_window_can_be_denied_not_approved() {
+    // Three seconds: enough for the checks before the window closes on a loaded machine.
+    let server = Server::start_with(&["--approval-ttl-secs", "3"]).await;
+    let agent = server.create_key("agent").await;
+    let approver = server.create_key("approver").await;
+    let late = pending(&server, &agent, "agent-late").await;
+    let late_id = late["decision_id"].as_str().unwrap();
+    let refused = pending(&server, &agent, "agent-late").await;
+    let refused_id = refused["decision_id"].as_str().unwrap();
+    assert_eq!(
+        ids(&queue(&server, &approver, "").await),
+        vec![refused_id.to_owned(), late_id.to_owned()]
+    );
+    let s = server
+        .get(&format!("/v1/decisions/{late_id}"), Some(&agent.token))
+        .await
+        .expect(200)
+        .json;
+    assert!(s["approval_expires_at"].is_string(), "{s}");
+
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(
+        queue(&server, &approver, "").await["approvals"],
+        json!([]),
+        "the window closed: the queue no longer offers them"
+    );
+    let size = server.tree_size().await;
+    let r = server
+        .post(
+            &format!("/v1/approvals/{late_id}/approve"),
+            Some(&approver.token),
+            &json!({"reason": "too late"}),
+        )
+        .await
+        .expect_problem(410);
+    assert!(
+        r.text.contains("approval window") && r.text.contains("approval_ttl_secs = 3"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        server.tree_size().await,
+        size,
+        "a refused approval records nothing"
+    );
+
+    // Refusing still works, and closes the request for good.
+    let d = server
+        .post(
+            &format!("/v1/approvals/{refused_id}/deny"),
+            Some(&approver.token),
+            &json!({"reason": "expired"}),
+        )
+        .await
+        .expect(200)
+        .json;
+    assert_eq!(d["status"], json!("denied"), "{d}");
+    assert!(d.get("seal").is_none(), "{d}");
+    server
+        .post(
+            &format!("/v1/approvals/{refused_id}/approve"),
+            Some(&approver.token),
+            &json!({}),
+        )
+        .await
+        .expect_problem(409);
+    let s = server
+        .get(&format!("/v1/decisions/{late_id}"), Some(&agent.token))
+        .await
+        .expect(200)
+        .json;
+    assert_eq!(s["approved"], json!(false), "{s}");
+    assert!(s.get("seal").is_none() && s["resolution"].is_null(), "{s}");
 }

@@ -15,6 +15,7 @@ use sealgate_core::timefmt;
 use sealgate_store::{ApiKey, AuditRow, NewEntry, Rejection};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
 use crate::error::ApiError;
 use crate::extract::{only_fields, query_params};
@@ -31,9 +32,17 @@ const MAX_ID_LEN: usize = 256;
 
 #[derive(Debug, Serialize)]
 pub struct ApprovalQueue {
-    /// Pending decisions, newest first, as the audit query shows them.
-    pub approvals: Vec<AuditRecord>,
+    /// Pending decisions, newest first.
+    pub approvals: Vec<Waiting>,
     pub next_cursor: Option<String>,
+}
+
+/// A decision in the queue: its audit record and when it stops taking approvals.
+#[derive(Debug, Serialize)]
+pub struct Waiting {
+    #[serde(flatten)]
+    pub record: AuditRecord,
+    pub approval_expires_at: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -57,7 +66,8 @@ pub struct ResolutionResponse {
     pub expires_at: Option<String>,
 }
 
-/// `GET /v1/approvals?limit=&cursor=`: decisions still waiting for a person.
+/// `GET /v1/approvals?limit=&cursor=`: decisions still waiting for a person, within
+/// the approval window (`approval_ttl`); older ones can no longer be approved.
 pub async fn queue(state: &AppState, raw: Option<&str>) -> Result<ApprovalQueue, ApiError> {
     let mut limit = DEFAULT_LIMIT;
     let mut before = None;
@@ -68,20 +78,29 @@ pub async fn queue(state: &AppState, raw: Option<&str>) -> Result<ApprovalQueue,
             _ => {}
         }
     }
-    let entries = state.store.pending_approvals(before, limit).await?;
+    let open_since = timefmt::format(state.now() - state.settings.approval_ttl);
+    let entries = state
+        .store
+        .pending_approvals(before, Some(&open_since), limit)
+        .await?;
     let full = entries.len() as u32 == limit;
     let approvals = entries
         .into_iter()
         .map(|entry| {
-            audit::record(AuditRow {
+            let record = audit::record(AuditRow {
                 entry,
                 resolution: None,
                 redemption: None,
+            })?;
+            let deadline = approval_deadline(state, &record.created_at)?;
+            Ok(Waiting {
+                record,
+                approval_expires_at: timefmt::format(deadline),
             })
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let next_cursor = match approvals.last() {
-        Some(last) if full => Some(audit::encode_cursor(last.ledger_index)),
+        Some(last) if full => Some(audit::encode_cursor(last.record.ledger_index)),
         _ => None,
     };
     Ok(ApprovalQueue {
@@ -164,6 +183,16 @@ pub async fn resolve(
     }
 
     let now = state.now();
+    let deadline = approval_deadline(state, &decision.server_time)?;
+    if approve && now >= deadline {
+        // A person may still refuse: that grants nothing and closes the request.
+        return Err(ApiError::Gone(format!(
+            "decision {decision_id} waited past its approval window (approval_ttl_secs = {}), \
+             which closed at {}; it can be denied, not approved",
+            state.settings.approval_ttl.as_secs(),
+            timefmt::format(deadline)
+        )));
+    }
     let grant = approve.then(|| SealGrant {
         seal_id: new_id(),
         expires_at: timefmt::format(now + state.settings.seal_ttl),
@@ -224,6 +253,14 @@ pub async fn resolve(
         seal_id: grant.as_ref().map(|g| g.seal_id.clone()),
         expires_at: grant.map(|g| g.expires_at),
     })
+}
+
+/// When a pending decision recorded at `server_time` stops taking approvals.
+fn approval_deadline(state: &AppState, server_time: &str) -> Result<OffsetDateTime, ApiError> {
+    let recorded = timefmt::parse(server_time).map_err(|e| {
+        ApiError::Internal(format!("a decision has a bad time {server_time:?}: {e}"))
+    })?;
+    Ok(recorded + state.settings.approval_ttl)
 }
 
 fn already_resolved(decision_id: &str, winner: Option<(bool, &str)>) -> ApiError {
@@ -316,6 +353,9 @@ pub struct DecisionState {
     pub reasons: Vec<String>,
     pub ledger_index: u64,
     pub resolution: Option<audit::ResolutionRecord>,
+    /// For a decision the policy sent to a person: until when it may be approved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seal: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -371,7 +411,12 @@ pub async fn for_agent(
         },
         _ => (None, None),
     };
+    let approval_expires_at = match d.status {
+        Status::PendingApproval => Some(timefmt::format(approval_deadline(state, &d.server_time)?)),
+        _ => None,
+    };
     Ok(DecisionState {
+        approval_expires_at,
         decision_id: d.decision_id.clone(),
         manifest_id: d.manifest_id.clone(),
         status: d.status,

@@ -137,7 +137,7 @@ async fn resolving_from_two_replicas_at_once_lands_once() {
     }
     assert_eq!(a.tree_size().await.expect("size"), (2 * PENDING) as u64);
     assert!(a
-        .pending_approvals(None, 10)
+        .pending_approvals(None, None, 10)
         .await
         .expect("queue")
         .is_empty());
