@@ -246,12 +246,13 @@ fn stored_entry(row: &Row, at: usize) -> Result<StoredEntry, StoreError> {
 
 /// The columns `audit_row` reads: the entry, its seal's redemption, its resolution.
 const AUDIT_ROW: &str = "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at,
-        v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at
+        v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at, ve.canonical
      FROM decisions d
      JOIN entries e ON e.idx = d.idx
      LEFT JOIN seals s ON s.decision_idx = d.idx
      LEFT JOIN redemptions r ON r.seal_id = s.seal_id
-     LEFT JOIN resolutions v ON v.decision_idx = d.idx";
+     LEFT JOIN resolutions v ON v.decision_idx = d.idx
+     LEFT JOIN entries ve ON ve.idx = v.idx";
 
 fn audit_row(r: &Row) -> Result<AuditRow, StoreError> {
     let resolution = match get::<Option<i64>>(r, 5)? {
@@ -264,6 +265,7 @@ fn audit_row(r: &Row) -> Result<AuditRow, StoreError> {
                 Some(id) => Some((id, get(r, 10)?)),
                 None => None,
             },
+            reason: Resolution::reason_in(get(r, 11)?).map_err(StoreError::Backend)?,
         }),
         None => None,
     };

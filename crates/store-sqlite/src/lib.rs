@@ -256,16 +256,17 @@ fn stored_entry(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredEn
 
 /// The columns `audit_row` reads: the entry, its seal's redemption, its resolution.
 const AUDIT_ROW: &str = "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at,
-        v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at
+        v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at, ve.canonical
      FROM decisions d
      JOIN entries e ON e.idx = d.idx
      LEFT JOIN seals s ON s.decision_idx = d.idx
      LEFT JOIN redemptions r ON r.seal_id = s.seal_id
-     LEFT JOIN resolutions v ON v.decision_idx = d.idx";
+     LEFT JOIN resolutions v ON v.decision_idx = d.idx
+     LEFT JOIN entries ve ON ve.idx = v.idx";
 
 /// An audit row from the columns the audit queries select: the entry, then the
 /// redemption (index, time), then the resolution (index, approved, approver, time,
-/// seal id, seal expiry).
+/// seal id, seal expiry, the approval entry's bytes).
 fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     let redemption = match r.get::<_, Option<i64>>(3)? {
         Some(idx) => Some(Redemption {
@@ -284,6 +285,9 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
                 Some(id) => Some((id, r.get(10)?)),
                 None => None,
             },
+            reason: Resolution::reason_in(&r.get::<_, Vec<u8>>(11)?).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Blob, e.into())
+            })?,
         }),
         None => None,
     };

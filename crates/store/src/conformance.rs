@@ -353,6 +353,7 @@ pub async fn a_pending_decision_is_resolved_once(store: Arc<dyn Store>) {
     );
     assert_eq!(r.resolved_at, "2026-11-23T12:30:00.000000Z");
     assert_eq!(r.seal, None, "a refusal grants no seal");
+    assert_eq!(r.reason, "checked with the customer", "read off the entry");
     let open = store.decision(&ids[2]).await.expect("read").expect("found");
     assert!(open.resolution.is_none());
     assert!(store.decision("dec-nobody").await.expect("read").is_none());

@@ -110,6 +110,23 @@ pub struct Resolution {
     pub resolved_at: String,
     /// The seal an approval granted: (seal_id, expires_at).
     pub seal: Option<(String, String)>,
+    /// Why, in the approver's words (empty when none was given).
+    pub reason: String,
+}
+
+impl Resolution {
+    /// The reason recorded in the `approval_resolved` entry whose canonical bytes are
+    /// `canonical`. The derived tables do not copy it: the entry is its one home.
+    pub fn reason_in(canonical: &[u8]) -> Result<String, String> {
+        match Entry::from_canonical(canonical) {
+            Ok(Entry::ApprovalResolved(a)) => Ok(a.reason),
+            Ok(other) => Err(format!(
+                "a resolution points at a {} entry, not approval_resolved",
+                other.kind()
+            )),
+            Err(e) => Err(format!("a resolution's entry does not parse: {e}")),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -167,6 +167,7 @@ async fn an_approved_pending_decision_gets_a_seal_that_redeems_once() {
     assert_eq!(rec["resolution"]["approved"], json!(true));
     assert_eq!(rec["resolution"]["approver"], json!(approver.id));
     assert_eq!(rec["resolution"]["ledger_index"], a["ledger_index"]);
+    assert_eq!(rec["resolution"]["reason"], json!("called the customer"));
 
     let entry = server
         .get(

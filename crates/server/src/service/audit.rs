@@ -52,6 +52,8 @@ pub struct ResolutionRecord {
     pub approved: bool,
     pub approver: String,
     pub resolved_at: String,
+    /// Why, in the approver's words ("" when none was given).
+    pub reason: String,
     /// Index of the `approval_resolved` entry.
     pub ledger_index: u64,
 }
@@ -108,6 +110,7 @@ impl From<sealgate_store::Resolution> for ResolutionRecord {
             approved: r.approved,
             approver: r.approver,
             resolved_at: r.resolved_at,
+            reason: r.reason,
             ledger_index: r.index,
         }
     }
