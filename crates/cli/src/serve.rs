@@ -21,9 +21,6 @@ pub(crate) struct ServeArgs {
     /// PostgreSQL URL (postgres://…); without it the embedded SQLite store is used.
     #[arg(long, env = "SEALGATE_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// Redis URL for shared rate-limit counters.
-    #[arg(long, env = "SEALGATE_REDIS_URL", hide_env_values = true)]
-    redis_url: Option<String>,
     /// TOML settings file; environment and flags override it.
     #[arg(long, env = "SEALGATE_CONFIG")]
     config: Option<PathBuf>,
@@ -53,7 +50,6 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             listen: args.listen,
             data_dir: args.data_dir,
             database_url: args.database_url,
-            redis_url: args.redis_url,
             origin: args.origin,
             seal_ttl_secs: args.seal_ttl_secs,
             approval_ttl_secs: args.approval_ttl_secs,

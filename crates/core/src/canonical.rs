@@ -14,7 +14,7 @@ use serde_json::Value;
 pub enum CanonicalError {
     #[error("value is not representable as JSON: {0}")]
     Serialize(#[from] serde_json::Error),
-    #[error("number {0} is outside the I-JSON range (|n| <= 2^53)")]
+    #[error("number {0} is outside the I-JSON range (integers within ±(2^53 - 1))")]
     NumberOutOfRange(String),
 }
 
@@ -35,7 +35,7 @@ pub fn value_to_vec(value: &Value) -> Result<Vec<u8>, CanonicalError> {
 }
 
 /// Checks that every number in `value` survives canonicalization unchanged in meaning
-/// (integers within ±2^53). Used at the edge so bad input is refused, not rounded.
+/// (integers within ±(2^53 - 1)). Used at the edge so bad input is refused, not rounded.
 pub fn check_numbers(value: &Value) -> Result<(), CanonicalError> {
     match value {
         Value::Number(n) => write_number(n, &mut Vec::new()),

@@ -16,7 +16,6 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// PostgreSQL URL; None means the embedded SQLite store in `data_dir`.
     pub database_url: Option<SecretString>,
-    pub redis_url: Option<SecretString>,
     /// Name of this log: the seal `iss` and the checkpoint origin.
     pub origin: String,
     /// How long an issued seal stays redeemable.
@@ -59,7 +58,6 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./sealgate-data"),
             database_url: None,
-            redis_url: None,
             origin: "sealgate.local/log".to_owned(),
             seal_ttl: Duration::from_secs(300),
             approval_ttl: Duration::from_secs(24 * 3600),
@@ -73,13 +71,12 @@ impl Default for Settings {
 }
 
 /// Values given explicitly (by environment or flag) that win over the file. Its
-/// `Debug` leaves out the URLs, which may carry passwords.
+/// `Debug` leaves out the database URL, which may carry a password.
 #[derive(Default, Clone)]
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
-    pub redis_url: Option<String>,
     pub origin: Option<String>,
     pub seal_ttl_secs: Option<u64>,
     pub approval_ttl_secs: Option<u64>,
@@ -94,7 +91,6 @@ impl std::fmt::Debug for Overrides {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("database_url", &hidden(&self.database_url))
-            .field("redis_url", &hidden(&self.redis_url))
             .field("origin", &self.origin)
             .field("seal_ttl_secs", &self.seal_ttl_secs)
             .field("approval_ttl_secs", &self.approval_ttl_secs)
@@ -110,7 +106,6 @@ struct FileSettings {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
-    redis_url: Option<String>,
     origin: Option<String>,
     seal_ttl_secs: Option<u64>,
     approval_ttl_secs: Option<u64>,
@@ -152,7 +147,6 @@ impl Settings {
                 listen: f.listen,
                 data_dir: f.data_dir,
                 database_url: f.database_url,
-                redis_url: f.redis_url,
                 origin: f.origin,
                 seal_ttl_secs: f.seal_ttl_secs,
                 approval_ttl_secs: f.approval_ttl_secs,
@@ -180,9 +174,6 @@ impl Settings {
         }
         if let Some(v) = o.database_url {
             self.database_url = Some(SecretString::from(v));
-        }
-        if let Some(v) = o.redis_url {
-            self.redis_url = Some(SecretString::from(v));
         }
         if let Some(v) = o.origin {
             self.origin = v;
@@ -343,17 +334,13 @@ mod tests {
     }
 
     #[test]
-    fn debug_output_hides_database_and_redis_urls() {
+    fn debug_output_hides_the_database_url() {
         let o = Overrides {
             database_url: Some("postgres://app:hunter2@db/sealgate".into()),
-            redis_url: Some("redis://:s3cret@cache".into()),
             ..Overrides::default()
         };
         let text = format!("{o:?}");
-        assert!(
-            !text.contains("hunter2") && !text.contains("s3cret"),
-            "{text}"
-        );
+        assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("[hidden]"), "{text}");
     }
 
