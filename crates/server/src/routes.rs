@@ -148,9 +148,11 @@ async fn decision_state(
     State(s): State<AppState>,
     Path(decision_id): Path<String>,
     headers: HeaderMap,
+    RawQuery(q): RawQuery,
 ) -> ApiResult {
     let caller = s.require(&headers, Role::Agent).await?;
-    Ok(Json(approvals::for_agent(&s, &caller, &decision_id).await?).into_response())
+    let wait = approvals::parse_wait(q.as_deref())?;
+    Ok(Json(approvals::for_agent(&s, &caller, &decision_id, wait).await?).into_response())
 }
 
 async fn approval_queue(

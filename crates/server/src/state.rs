@@ -70,6 +70,10 @@ pub struct Inner {
     pub circuit: Option<Arc<Circuit>>,
     /// Whether this replica led the log (signed checkpoints) at the last tick.
     pub leading: AtomicBool,
+    /// Woken whenever this process commits a person's answer, so an agent waiting on
+    /// `GET /v1/decisions/{id}?wait=` sees it at once (other replicas' answers are found
+    /// by polling the store).
+    pub resolved: tokio::sync::Notify,
 }
 
 /// Consecutive `Unavailable` answers (each after the backend's own retries) that open
@@ -201,6 +205,7 @@ impl AppState {
             activation_lock: tokio::sync::Mutex::new(()),
             circuit,
             leading: AtomicBool::new(false),
+            resolved: tokio::sync::Notify::new(),
         }));
         service::policies::load_active(&state).await?;
         service::keys::bootstrap_admin(&state).await?;

@@ -576,3 +576,93 @@ async fn a_decision_past_its_approval_window_can_be_denied_not_approved() {
     assert_eq!(s["approved"], json!(false), "{s}");
     assert!(s.get("seal").is_none() && s["resolution"].is_null(), "{s}");
 }
+
+#[tokio::test]
+async fn an_agent_waiting_on_its_decision_is_answered_when_a_person_answers() {
+    let server = Arc::new(Server::start().await);
+    let agent = server.create_key("agent").await;
+    let approver = server.create_key("approver").await;
+    let d = pending(&server, &agent, "agent-waits").await;
+    let id = d["decision_id"].as_str().unwrap().to_owned();
+
+    for bad in [
+        "wait=31",
+        "wait=-1",
+        "wait=soon",
+        "wait=1&wait=2",
+        "patience=1",
+    ] {
+        let r = server
+            .get(&format!("/v1/decisions/{id}?{bad}"), Some(&agent.token))
+            .await
+            .expect_problem(400);
+        assert!(
+            r.text.contains("wait") || r.text.contains("patience"),
+            "{bad}: {}",
+            r.text
+        );
+    }
+
+    // Nobody answers: the wait runs out and the decision is still pending.
+    let started = Instant::now();
+    let s = server
+        .get(&format!("/v1/decisions/{id}?wait=1"), Some(&agent.token))
+        .await
+        .expect(200)
+        .json;
+    assert!(started.elapsed() >= Duration::from_secs(1), "it waited");
+    assert_eq!(s["approved"], json!(false), "{s}");
+    assert!(s["resolution"].is_null(), "{s}");
+
+    // A person answers while the agent waits: the agent gets the seal without polling.
+    let waiting = {
+        let (server, id, token) = (server.clone(), id.clone(), agent.token.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let r = server
+                .get(&format!("/v1/decisions/{id}?wait=20"), Some(&token))
+                .await
+                .expect(200);
+            (started.elapsed(), r.json)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a = server
+        .post(
+            &format!("/v1/approvals/{id}/approve"),
+            Some(&approver.token),
+            &json!({}),
+        )
+        .await
+        .expect(200)
+        .json;
+    let (waited, s) = waiting.await.unwrap();
+    assert!(
+        waited < Duration::from_secs(20),
+        "answered by the approval, not by the wait running out ({waited:?})"
+    );
+    assert_eq!(s["approved"], json!(true), "{s}");
+    assert_eq!(s["seal"], a["seal"], "{s}");
+
+    // A decision that waits for nobody is answered at once, wait or not.
+    let approved = server
+        .approved(&agent, &manifest("agent-waits", "payment", 1000))
+        .await;
+    let started = Instant::now();
+    let s = server
+        .get(
+            &format!(
+                "/v1/decisions/{}?wait=30",
+                approved["decision_id"].as_str().unwrap()
+            ),
+            Some(&agent.token),
+        )
+        .await
+        .expect(200)
+        .json;
+    assert_eq!(s["seal"], approved["seal"], "{s}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "no wait for a decided decision"
+    );
+}

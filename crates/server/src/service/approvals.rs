@@ -15,6 +15,7 @@ use sealgate_core::timefmt;
 use sealgate_store::{ApiKey, AuditRow, NewEntry, Rejection};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::error::ApiError;
@@ -29,6 +30,14 @@ pub const MAX_REASON_LEN: usize = 2048;
 
 /// The longest decision id looked up (ids sealgate issues are 36 bytes).
 const MAX_ID_LEN: usize = 256;
+
+/// The longest an agent may wait on `GET /v1/decisions/{id}?wait=`, in seconds.
+pub const MAX_WAIT_SECS: u64 = 30;
+
+/// How often a waiting agent's decision is read again at most, and at least: answers
+/// committed by this process wake it at once, answers from other replicas are found
+/// by reading, backing off from the first pause to the last.
+const WAIT_POLL: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(1));
 
 #[derive(Debug, Serialize)]
 pub struct ApprovalQueue {
@@ -231,6 +240,7 @@ pub async fn resolve(
         &state.metrics.resolved_denied
     };
     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.resolved.notify_waiters();
     let seal = claims.map(|mut c| {
         c.ledger_index = decision_index;
         c.approval_index = Some(appended.index);
@@ -365,15 +375,70 @@ pub struct DecisionState {
     pub was_executed: bool,
 }
 
-/// `GET /v1/decisions/{decision_id}`: a decision as the agent that submitted it sees it,
-/// with its seal when it has one, so an agent whose action waited for a person collects
-/// the seal itself (and one that lost a response gets it again). Another key's
-/// decision is a 404, as if it did not exist.
+/// The `wait` query parameter of `GET /v1/decisions/{id}`: 0 to [`MAX_WAIT_SECS`]
+/// seconds, 0 (answer at once) when absent.
+pub fn parse_wait(raw: Option<&str>) -> Result<Duration, ApiError> {
+    let mut wait = Duration::ZERO;
+    for (k, v) in query_params(raw, &["wait"])? {
+        if k == "wait" {
+            let secs = v
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s <= MAX_WAIT_SECS)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "wait",
+                        format!("expected whole seconds from 0 to {MAX_WAIT_SECS}"),
+                    )
+                })?;
+            wait = Duration::from_secs(secs);
+        }
+    }
+    Ok(wait)
+}
+
+/// `GET /v1/decisions/{decision_id}?wait=`: a decision as the agent that submitted it
+/// sees it, with its seal when it has one, so an agent whose action waited for a person
+/// collects the seal itself (and one that lost a response gets it again). Another key's
+/// decision is a 404, as if it did not exist. With `wait`, a decision still waiting for
+/// a person is answered when a person answers, its approval window closes, or `wait`
+/// runs out, whichever comes first.
 pub async fn for_agent(
     state: &AppState,
     caller: &ApiKey,
     decision_id: &str,
+    wait: Duration,
 ) -> Result<DecisionState, ApiError> {
+    let until = tokio::time::Instant::now() + wait;
+    let mut pause = WAIT_POLL.0;
+    loop {
+        // Registered before the read, so an answer committed between the read and the
+        // sleep still wakes this request.
+        let answered = state.resolved.notified();
+        tokio::pin!(answered);
+        answered.as_mut().enable();
+        let (row, d) = own_decision(state, caller, decision_id).await?;
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let open = d.status == Status::PendingApproval
+            && row.resolution.is_none()
+            && state.now() < approval_deadline(state, &d.server_time)?;
+        if !open || left.is_zero() {
+            return decision_state(state, row, d);
+        }
+        tokio::select! {
+            () = &mut answered => {}
+            () = tokio::time::sleep(pause.min(left)) => {}
+        }
+        pause = (pause * 2).min(WAIT_POLL.1);
+    }
+}
+
+/// The committed decision `decision_id` if `caller` submitted it; 404 otherwise.
+async fn own_decision(
+    state: &AppState,
+    caller: &ApiKey,
+    decision_id: &str,
+) -> Result<(AuditRow, DecisionEntry), ApiError> {
     let missing = || ApiError::NotFound("no such decision for this key".into());
     if decision_id.is_empty() || decision_id.len() > MAX_ID_LEN {
         return Err(missing());
@@ -392,6 +457,15 @@ pub async fn for_agent(
     if d.submitted_by != caller.id {
         return Err(missing());
     }
+    Ok((row, *d))
+}
+
+fn decision_state(
+    state: &AppState,
+    row: AuditRow,
+    d: DecisionEntry,
+) -> Result<DecisionState, ApiError> {
+    let index = row.entry.index;
     let (seal, grant) = match (&d.seal, &row.resolution) {
         (Some(grant), _) => (
             Some(rebuild_seal(state, &d, index, grant, &d.server_time, None)?),
