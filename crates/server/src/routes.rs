@@ -299,3 +299,84 @@ async fn metrics(State(s): State<AppState>) -> Response {
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// (method, path) of every route this file registers, read from its source.
+    fn routes() -> BTreeSet<(String, String)> {
+        let source = include_str!("routes.rs");
+        let mut found = BTreeSet::new();
+        for line in source.lines().map(str::trim) {
+            let Some(rest) = line.strip_prefix(".route(\"") else {
+                continue;
+            };
+            let Some((path, handlers)) = rest.split_once("\", ") else {
+                continue;
+            };
+            for method in ["get", "post", "delete", "put", "patch"] {
+                if handlers.starts_with(&format!("{method}("))
+                    || handlers.contains(&format!(".{method}("))
+                {
+                    found.insert((method.to_owned(), path.to_owned()));
+                }
+            }
+        }
+        found
+    }
+
+    /// (method, path) of every operation in docs/openapi.yaml, read from its layout
+    /// (paths at two spaces, methods at four).
+    fn documented() -> BTreeSet<(String, String)> {
+        let spec = include_str!("../../../docs/openapi.yaml");
+        let mut found = BTreeSet::new();
+        let mut path = None;
+        for line in spec.lines() {
+            if let Some(p) = line.strip_prefix("  /").and_then(|p| p.strip_suffix(':')) {
+                path = Some(format!("/{p}"));
+            } else if !line.starts_with("  ") && !line.is_empty() {
+                path = None;
+            } else if let (Some(p), Some(m)) = (
+                &path,
+                line.strip_prefix("    ").and_then(|m| m.strip_suffix(':')),
+            ) {
+                if ["get", "post", "delete", "put", "patch"].contains(&m) {
+                    found.insert((m.to_owned(), p.clone()));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_route_is_in_the_openapi_document_and_nothing_else_is() {
+        let routes = routes();
+        let documented = documented();
+        assert!(
+            routes.len() >= 25,
+            "routes not found in the source: {routes:?}"
+        );
+        // The tiles are one catch-all route; the document lists each tile shape under it.
+        let tiles = ("get".to_owned(), "/v1/ledger/tlog/{*path}".to_owned());
+        assert!(routes.contains(&tiles), "{routes:?}");
+        let under_tiles =
+            |(m, p): &(String, String)| m == "get" && p.starts_with("/v1/ledger/tlog/tile/");
+        for route in routes.iter().filter(|r| **r != tiles) {
+            assert!(
+                documented.contains(route),
+                "{route:?} is not in docs/openapi.yaml"
+            );
+        }
+        assert!(
+            documented.iter().any(under_tiles),
+            "no tile operations documented"
+        );
+        for op in documented.iter().filter(|d| !under_tiles(d)) {
+            assert!(
+                routes.contains(op),
+                "docs/openapi.yaml lists {op:?}, which no route serves"
+            );
+        }
+    }
+}
