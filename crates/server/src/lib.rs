@@ -30,7 +30,15 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state);
+    let app = router(state.clone());
+    let shutdown = async move {
+        shutdown.await;
+        // Agents long-polling their decisions get their answer now, not after the wait.
+        state
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        state.resolved.notify_waiters();
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

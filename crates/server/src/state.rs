@@ -74,6 +74,9 @@ pub struct Inner {
     /// `GET /v1/decisions/{id}?wait=` sees it at once (other replicas' answers are found
     /// by polling the store).
     pub resolved: tokio::sync::Notify,
+    /// Set when graceful shutdown begins, so waiting requests answer at once instead of
+    /// holding the shutdown for the rest of their wait.
+    pub stopping: AtomicBool,
 }
 
 /// Consecutive `Unavailable` answers (each after the backend's own retries) that open
@@ -206,6 +209,7 @@ impl AppState {
             circuit,
             leading: AtomicBool::new(false),
             resolved: tokio::sync::Notify::new(),
+            stopping: AtomicBool::new(false),
         }));
         service::policies::load_active(&state).await?;
         service::keys::bootstrap_admin(&state).await?;

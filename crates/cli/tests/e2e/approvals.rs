@@ -666,3 +666,46 @@ async fn an_agent_waiting_on_its_decision_is_answered_when_a_person_answers() {
         "no wait for a decided decision"
     );
 }
+
+#[tokio::test]
+async fn shutting_down_answers_agents_that_are_waiting() {
+    let mut server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let d = pending(&server, &agent, "agent-shutdown").await;
+    let id = d["decision_id"].as_str().unwrap();
+    let url = server.url(&format!("/v1/decisions/{id}?wait=30"));
+    let token = agent.token.clone();
+    let waiting = tokio::spawn(async move {
+        let started = Instant::now();
+        let r = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("answered");
+        let status = r.status().as_u16();
+        (
+            started.elapsed(),
+            status,
+            r.json::<Value>().await.expect("json"),
+        )
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let term = Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let (waited, status, s) = waiting.await.unwrap();
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["approved"], json!(false), "{s}");
+    assert!(
+        waited < Duration::from_secs(30),
+        "answered at shutdown, not when the wait ran out ({waited:?})"
+    );
+    let stopped = Instant::now();
+    while server.is_running() && stopped.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!server.is_running(), "the server exits after answering");
+}

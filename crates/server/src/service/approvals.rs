@@ -422,7 +422,8 @@ pub async fn for_agent(
         let open = d.status == Status::PendingApproval
             && row.resolution.is_none()
             && state.now() < approval_deadline(state, &d.server_time)?;
-        if !open || left.is_zero() {
+        let stopping = state.stopping.load(std::sync::atomic::Ordering::SeqCst);
+        if !open || left.is_zero() || stopping {
             return decision_state(state, row, d);
         }
         tokio::select! {
