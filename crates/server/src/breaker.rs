@@ -242,6 +242,12 @@ impl Store for BreakerStore {
     async fn decision(&self, decision_id: &str) -> Result<Option<AuditRow>, StoreError> {
         self.guard(self.inner.decision(decision_id)).await
     }
+    async fn resolution(
+        &self,
+        decision_index: u64,
+    ) -> Result<Option<sealgate_store::Resolution>, StoreError> {
+        self.guard(self.inner.resolution(decision_index)).await
+    }
     async fn pending_approvals(
         &self,
         before: Option<u64>,

@@ -64,6 +64,8 @@ pub struct Metrics {
     /// Pending decisions a person approved, and refused.
     pub resolved_approved: AtomicU64,
     pub resolved_denied: AtomicU64,
+    /// Requests waiting on `GET /v1/decisions/{id}?wait=` now (a gauge).
+    pub waiting_agents: AtomicU64,
     decision_latency: Histogram<12>,
     batch_size: Histogram<8>,
 }
@@ -133,6 +135,12 @@ impl Metrics {
                 v.load(Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP sealgate_waiting_agents requests waiting for a person's answer (GET /v1/decisions/{{id}}?wait=)\n\
+             # TYPE sealgate_waiting_agents gauge\nsealgate_waiting_agents {}",
+            self.waiting_agents.load(Relaxed)
+        );
         out.push_str("# TYPE sealgate_decision_latency_seconds histogram\n");
         self.decision_latency.render(
             &mut out,

@@ -116,6 +116,8 @@ struct FileSettings {
     policy_evaluation: Option<String>,
     /// The older spelling of `policy_evaluation = "interpreter"`.
     policy_interpreter: Option<bool>,
+    /// Once accepted and never used; refused with a reason rather than ignored.
+    redis_url: Option<toml::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +145,14 @@ impl Settings {
                 path: path.to_owned(),
                 message: e.message().to_owned(),
             })?;
+            if f.redis_url.is_some() {
+                return Err(SettingsError::Invalid {
+                    name: "redis_url",
+                    message: "sealgate does not use Redis (rate limiting is not built yet); \
+                              remove the setting"
+                        .into(),
+                });
+            }
             s.apply(Overrides {
                 listen: f.listen,
                 data_dir: f.data_dir,
@@ -442,6 +452,20 @@ mod tests {
         assert_eq!(s.seal_ttl, Duration::from_secs(60));
         assert_eq!(s.origin, "flag.example/log");
         assert_eq!(s.data_dir, PathBuf::from("./sealgate-data"));
+    }
+
+    #[test]
+    fn redis_url_is_refused_with_a_reason() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sealgate.toml");
+        std::fs::write(&path, "redis_url = \"redis://127.0.0.1:6379\"\n").expect("write");
+        let err = Settings::load(Some(&path), Overrides::default())
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("redis_url") && err.contains("does not use Redis"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub struct Inner {
     /// Set when graceful shutdown begins, so waiting requests answer at once instead of
     /// holding the shutdown for the rest of their wait.
     pub stopping: AtomicBool,
+    /// Seats for requests waiting on `GET /v1/decisions/{id}?wait=`.
+    pub waiting: tokio::sync::Semaphore,
 }
 
 /// Consecutive `Unavailable` answers (each after the backend's own retries) that open
@@ -210,6 +212,7 @@ impl AppState {
             leading: AtomicBool::new(false),
             resolved: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
+            waiting: tokio::sync::Semaphore::new(crate::service::approvals::MAX_WAITING),
         }));
         service::policies::load_active(&state).await?;
         service::keys::bootstrap_admin(&state).await?;

@@ -255,25 +255,34 @@ const AUDIT_ROW: &str = "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeem
      LEFT JOIN entries ve ON ve.idx = v.idx";
 
 fn audit_row(r: &Row) -> Result<AuditRow, StoreError> {
-    let resolution = match get::<Option<i64>>(r, 5)? {
-        Some(idx) => Some(Resolution {
-            index: index(idx)?,
-            approved: get(r, 6)?,
-            approver: get(r, 7)?,
-            resolved_at: get(r, 8)?,
-            seal: match get::<Option<String>>(r, 9)? {
-                Some(id) => Some((id, get(r, 10)?)),
-                None => None,
-            },
-            reason: Resolution::reason_in(get(r, 11)?).map_err(StoreError::Backend)?,
-        }),
-        None => None,
-    };
     Ok(AuditRow {
         entry: stored_entry(r, 0)?,
-        resolution,
+        resolution: resolution_at(r, 5)?,
         redemption: redemption(r, 3)?,
     })
+}
+
+/// A resolution from seven columns starting at `at` (index, approved, approver, time,
+/// seal id, seal expiry, the approval entry's bytes); None when the index is NULL.
+fn resolution_at(r: &Row, at: usize) -> Result<Option<Resolution>, StoreError> {
+    let Some(idx) = get::<Option<i64>>(r, at)? else {
+        return Ok(None);
+    };
+    Ok(Some(Resolution {
+        index: index(idx)?,
+        approved: get(r, at + 1)?,
+        approver: get(r, at + 2)?,
+        resolved_at: get(r, at + 3)?,
+        seal: match get::<Option<String>>(r, at + 4)? {
+            Some(id) => Some((id, get(r, at + 5)?)),
+            None => None,
+        },
+        reason: Resolution::reason_in(get(r, at + 6)?).map_err(StoreError::Backend)?,
+    }))
+}
+
+fn resolution_row(r: &Row) -> Result<Option<Resolution>, StoreError> {
+    resolution_at(r, 0)
 }
 
 fn redemption(row: &Row, at: usize) -> Result<Option<Redemption>, StoreError> {
@@ -408,6 +417,22 @@ impl Store for PostgresStore {
             params.len()
         );
         self.query("decisions", &sql, &params, audit_row).await
+    }
+
+    async fn resolution(&self, decision_index: u64) -> Result<Option<Resolution>, StoreError> {
+        let idx = bound(decision_index);
+        let found = self
+            .query_opt(
+                "resolution",
+                "SELECT v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at,
+                        ve.canonical
+                 FROM resolutions v JOIN entries ve ON ve.idx = v.idx
+                 WHERE v.decision_idx = $1",
+                &[&idx],
+                resolution_row,
+            )
+            .await?;
+        Ok(found.flatten())
     }
 
     async fn decision(&self, decision_id: &str) -> Result<Option<AuditRow>, StoreError> {

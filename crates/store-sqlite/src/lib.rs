@@ -275,28 +275,39 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
         }),
         None => None,
     };
-    let resolution = match r.get::<_, Option<i64>>(5)? {
-        Some(idx) => Some(Resolution {
-            index: idx as u64,
-            approved: r.get(6)?,
-            approver: r.get(7)?,
-            resolved_at: r.get(8)?,
-            seal: match r.get::<_, Option<String>>(9)? {
-                Some(id) => Some((id, r.get(10)?)),
-                None => None,
-            },
-            reason: Resolution::reason_in(&r.get::<_, Vec<u8>>(11)?).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Blob, e.into())
-            })?,
-        }),
-        None => None,
-    };
     Ok(AuditRow {
         entry: stored_entry(r, 0)?,
-        resolution,
+        resolution: resolution_at(r, 5)?,
         redemption,
     })
 }
+
+/// A resolution from seven columns starting at `at` (index, approved, approver, time,
+/// seal id, seal expiry, the approval entry's bytes); None when the index is NULL.
+fn resolution_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<Resolution>> {
+    let Some(idx) = r.get::<_, Option<i64>>(at)? else {
+        return Ok(None);
+    };
+    Ok(Some(Resolution {
+        index: idx as u64,
+        approved: r.get(at + 1)?,
+        approver: r.get(at + 2)?,
+        resolved_at: r.get(at + 3)?,
+        seal: match r.get::<_, Option<String>>(at + 4)? {
+            Some(id) => Some((id, r.get(at + 5)?)),
+            None => None,
+        },
+        reason: Resolution::reason_in(&r.get::<_, Vec<u8>>(at + 6)?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(at + 6, rusqlite::types::Type::Blob, e.into())
+        })?,
+    }))
+}
+
+/// The columns `resolution_at` reads, for one decision's resolution.
+const RESOLUTION: &str =
+    "SELECT v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at, ve.canonical
+     FROM resolutions v JOIN entries ve ON ve.idx = v.idx
+     WHERE v.decision_idx = ?1";
 
 fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>, StoreError> {
     let tx = w.conn.transaction().map_err(map_err)?;
@@ -545,6 +556,18 @@ impl Store for SqliteStore {
                 audit_row,
             )?;
             rows.collect()
+        })
+        .await
+    }
+
+    async fn resolution(&self, decision_index: u64) -> Result<Option<Resolution>, StoreError> {
+        // Resolutions are written with their entries, not in the audit bulks: no flush.
+        let idx = decision_index.min(i64::MAX as u64) as i64;
+        self.read(move |c| {
+            Ok(c.prepare_cached(RESOLUTION)?
+                .query_row([idx], |r| resolution_at(r, 0))
+                .optional()?
+                .flatten())
         })
         .await
     }

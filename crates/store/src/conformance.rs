@@ -354,6 +354,13 @@ pub async fn a_pending_decision_is_resolved_once(store: Arc<dyn Store>) {
     assert_eq!(r.resolved_at, "2026-11-23T12:30:00.000000Z");
     assert_eq!(r.seal, None, "a refusal grants no seal");
     assert_eq!(r.reason, "checked with the customer", "read off the entry");
+    assert_eq!(
+        store.resolution(1).await.expect("read"),
+        Some(r.clone()),
+        "the resolution alone reads the same"
+    );
+    assert_eq!(store.resolution(2).await.expect("read"), None, "still open");
+    assert_eq!(store.resolution(u64::MAX).await.expect("read"), None);
     let open = store.decision(&ids[2]).await.expect("read").expect("found");
     assert!(open.resolution.is_none());
     assert!(store.decision("dec-nobody").await.expect("read").is_none());

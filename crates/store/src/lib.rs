@@ -62,6 +62,10 @@ pub trait Store: Send + Sync + 'static {
     /// The committed decision with this id, with its resolution and redemption.
     async fn decision(&self, decision_id: &str) -> Result<Option<AuditRow>, StoreError>;
 
+    /// The answer to the decision at `decision_index`, if one is committed. Cheaper than
+    /// [`Store::decision`]: it reads the resolution alone, for callers waiting on it.
+    async fn resolution(&self, decision_index: u64) -> Result<Option<Resolution>, StoreError>;
+
     /// Decisions pending a person's approval that no `approval_resolved` entry has
     /// answered yet, newest first, below the index `before` when given, and recorded
     /// (`server_time`, as entries write it) strictly after `recorded_after` when given.

@@ -39,6 +39,24 @@ async fn queue(server: &Server, approver: &Key, query: &str) -> Value {
         .json
 }
 
+/// Waits until the server counts `n` requests waiting on their decisions.
+async fn until_waiting(server: &Server, n: u64) {
+    let line = format!("sealgate_waiting_agents {n}\n");
+    for _ in 0..200 {
+        if server
+            .get("/metrics", None)
+            .await
+            .expect(200)
+            .text
+            .contains(&line)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("never saw {line:?} in /metrics");
+}
+
 fn ids(page: &Value) -> Vec<String> {
     page["approvals"]
         .as_array()
@@ -503,8 +521,8 @@ async fn the_agent_collects_the_seal_a_person_granted() {
 
 #[tokio::test]
 async fn a_decision_past_its_approval_window_can_be_denied_not_approved() {
-    // Three seconds: enough for the checks before the window closes on a loaded machine.
-    let server = Server::start_with(&["--approval-ttl-secs", "3"]).await;
+    // Five seconds: enough for the checks before the window closes on a loaded machine.
+    let server = Server::start_with(&["--approval-ttl-secs", "5"]).await;
     let agent = server.create_key("agent").await;
     let approver = server.create_key("approver").await;
     let late = pending(&server, &agent, "agent-late").await;
@@ -522,7 +540,14 @@ async fn a_decision_past_its_approval_window_can_be_denied_not_approved() {
         .json;
     assert!(s["approval_expires_at"].is_string(), "{s}");
 
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // Sleep until both windows closed (test and server share the clock).
+    let closes = queue(&server, &approver, "").await["approvals"][0]["approval_expires_at"]
+        .as_str()
+        .map(|t| time::OffsetDateTime::parse(t, &Rfc3339).unwrap())
+        .expect("approval_expires_at");
+    let left = closes - time::OffsetDateTime::now_utc();
+    tokio::time::sleep(Duration::try_from(left).unwrap_or_default() + Duration::from_millis(300))
+        .await;
     assert_eq!(
         queue(&server, &approver, "").await["approvals"],
         json!([]),
@@ -538,7 +563,7 @@ async fn a_decision_past_its_approval_window_can_be_denied_not_approved() {
         .await
         .expect_problem(410);
     assert!(
-        r.text.contains("approval window") && r.text.contains("approval_ttl_secs = 3"),
+        r.text.contains("approval window") && r.text.contains("approval_ttl_secs = 5"),
         "{}",
         r.text
     );
@@ -626,7 +651,7 @@ async fn an_agent_waiting_on_its_decision_is_answered_when_a_person_answers() {
             (started.elapsed(), r.json)
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_waiting(&server, 1).await;
     let a = server
         .post(
             &format!("/v1/approvals/{id}/approve"),
@@ -637,6 +662,7 @@ async fn an_agent_waiting_on_its_decision_is_answered_when_a_person_answers() {
         .expect(200)
         .json;
     let (waited, s) = waiting.await.unwrap();
+    until_waiting(&server, 0).await;
     assert!(
         waited < Duration::from_secs(20),
         "answered by the approval, not by the wait running out ({waited:?})"
@@ -690,7 +716,7 @@ async fn shutting_down_answers_agents_that_are_waiting() {
             r.json::<Value>().await.expect("json"),
         )
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_waiting(&server, 1).await;
     let term = Command::new("kill")
         .args(["-TERM", &server.pid().to_string()])
         .status()

@@ -35,7 +35,14 @@ async fn an_answer_on_one_replica_reaches_an_agent_waiting_on_another() {
             (started.elapsed(), r)
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Until replica 0 counts the request as waiting.
+    for _ in 0..200 {
+        let m = cluster.get(0, "/metrics", None).await;
+        if m.text.contains("sealgate_waiting_agents 1\n") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     let a = cluster
         .post(
             1,

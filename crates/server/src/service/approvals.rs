@@ -15,6 +15,7 @@ use sealgate_core::timefmt;
 use sealgate_store::{ApiKey, AuditRow, NewEntry, Rejection};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -33,6 +34,10 @@ const MAX_ID_LEN: usize = 256;
 
 /// The longest an agent may wait on `GET /v1/decisions/{id}?wait=`, in seconds.
 pub const MAX_WAIT_SECS: u64 = 30;
+
+/// How many requests one process lets wait at once; past that, `wait` is ignored and
+/// the current state is the answer, so waiting agents cannot crowd out the rest.
+pub const MAX_WAITING: usize = 512;
 
 /// How often a waiting agent's decision is read again at most, and at least: answers
 /// committed by this process wake it at once, answers from other replicas are found
@@ -239,7 +244,7 @@ pub async fn resolve(
     } else {
         &state.metrics.resolved_denied
     };
-    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    counter.fetch_add(1, Ordering::Relaxed);
     state.resolved.notify_waiters();
     let seal = claims.map(|mut c| {
         c.ledger_index = decision_index;
@@ -409,28 +414,62 @@ pub async fn for_agent(
     decision_id: &str,
     wait: Duration,
 ) -> Result<DecisionState, ApiError> {
-    let until = tokio::time::Instant::now() + wait;
+    let started = tokio::time::Instant::now();
+    // Registered before the first read, so an answer committed between a read and the
+    // sleep after it still wakes this request.
+    let answered = state.resolved.notified();
+    tokio::pin!(answered);
+    answered.as_mut().enable();
+    let (row, d) = own_decision(state, caller, decision_id).await?;
+    let closes = approval_deadline(state, &d.server_time)?;
+    let open = d.status == Status::PendingApproval && row.resolution.is_none();
+    if !open || wait.is_zero() || state.now() >= closes {
+        return decision_state(state, row, d);
+    }
+    // Past the cap, the answer is the current state, as without `wait`.
+    let Ok(_seat) = state.waiting.try_acquire() else {
+        return decision_state(state, row, d);
+    };
+    let _counted = Counted::new(&state.metrics.waiting_agents);
+    // Until the wait runs out or the window closes, whichever is first.
+    let window = (closes - state.now()).try_into().unwrap_or(Duration::ZERO);
+    let until = started + wait.min(window);
     let mut pause = WAIT_POLL.0;
     loop {
-        // Registered before the read, so an answer committed between the read and the
-        // sleep still wakes this request.
-        let answered = state.resolved.notified();
-        tokio::pin!(answered);
-        answered.as_mut().enable();
-        let (row, d) = own_decision(state, caller, decision_id).await?;
         let left = until.saturating_duration_since(tokio::time::Instant::now());
-        let open = d.status == Status::PendingApproval
-            && row.resolution.is_none()
-            && state.now() < approval_deadline(state, &d.server_time)?;
-        let stopping = state.stopping.load(std::sync::atomic::Ordering::SeqCst);
-        if !open || left.is_zero() || stopping {
-            return decision_state(state, row, d);
+        if left.is_zero() || state.stopping.load(Ordering::SeqCst) {
+            break;
         }
         tokio::select! {
             () = &mut answered => {}
             () = tokio::time::sleep(pause.min(left)) => {}
         }
+        answered.set(state.resolved.notified());
+        answered.as_mut().enable();
+        // The decision row cannot change; only its answer can come.
+        if state.store.resolution(row.entry.index).await?.is_some() {
+            break;
+        }
         pause = (pause * 2).min(WAIT_POLL.1);
+    }
+    // Read whole again: the answer, and a redemption that may have followed it.
+    let (row, d) = own_decision(state, caller, decision_id).await?;
+    decision_state(state, row, d)
+}
+
+/// Counts a waiting request in a gauge for as long as it waits.
+struct Counted<'a>(&'a AtomicU64);
+
+impl<'a> Counted<'a> {
+    fn new(gauge: &'a AtomicU64) -> Counted<'a> {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Counted(gauge)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
