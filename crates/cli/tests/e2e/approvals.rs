@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
-use crate::support::{jws_part, manifest, Key, Server, BIN};
+use crate::support::{jws_part, manifest, Key, Resp, Server, BIN};
 
 /// A production refund with low confidence: finance.rego asks a person.
 fn risky(agent_id: &str) -> Value {
@@ -57,6 +57,17 @@ async fn until_waiting(server: &Server, n: u64) {
     panic!("never saw {line:?} in /metrics");
 }
 
+/// An approver's answer (`approve` or `deny`) to the decision `id`, with `body`.
+async fn answer(server: &Server, approver: &Key, id: &str, action: &str, body: &Value) -> Resp {
+    server
+        .post(
+            &format!("/v1/approvals/{id}/{action}"),
+            Some(&approver.token),
+            body,
+        )
+        .await
+}
+
 fn ids(page: &Value) -> Vec<String> {
     page["approvals"]
         .as_array()
@@ -99,14 +110,15 @@ async fn an_approved_pending_decision_gets_a_seal_that_redeems_once() {
         "{item}"
     );
 
-    let r = server
-        .post(
-            &format!("/v1/approvals/{id}/approve"),
-            Some(&approver.token),
-            &json!({"reason": "called the customer"}),
-        )
-        .await
-        .expect(200);
+    let r = answer(
+        &server,
+        &approver,
+        id,
+        "approve",
+        &json!({"reason": "called the customer"}),
+    )
+    .await
+    .expect(200);
     let a = &r.json;
     assert_eq!(a["status"], json!("approved"), "{}", r.text);
     assert_eq!(a["approved"], json!(true));
@@ -141,12 +153,7 @@ async fn an_approved_pending_decision_gets_a_seal_that_redeems_once() {
     // The approver asking again (its answer lost, say) gets the same seal back; a change
     // of mind, or another approver, is refused; none of it records anything.
     let size = server.tree_size().await;
-    let again = server
-        .post(
-            &format!("/v1/approvals/{id}/approve"),
-            Some(&approver.token),
-            &json!({}),
-        )
+    let again = answer(&server, &approver, id, "approve", &json!({}))
         .await
         .expect(200);
     assert_eq!(again.json["seal"], a["seal"], "{}", again.text);
@@ -155,12 +162,7 @@ async fn an_approved_pending_decision_gets_a_seal_that_redeems_once() {
     assert_eq!(again.json["reason"], json!("called the customer"));
     let other = server.create_key("approver").await;
     for (key, action) in [(&approver, "deny"), (&other, "approve"), (&other, "deny")] {
-        let r = server
-            .post(
-                &format!("/v1/approvals/{id}/{action}"),
-                Some(&key.token),
-                &json!({}),
-            )
+        let r = answer(&server, key, id, action, &json!({}))
             .await
             .expect_problem(409);
         assert!(
@@ -268,12 +270,7 @@ async fn a_denied_pending_decision_gets_no_seal_and_other_decisions_take_no_answ
         assert!(r.text.contains(&format!("is {status}")), "{}", r.text);
     }
     for id in ["no-such-decision".to_owned(), "x".repeat(300)] {
-        server
-            .post(
-                &format!("/v1/approvals/{id}/approve"),
-                Some(&approver.token),
-                &json!({}),
-            )
+        answer(&server, &approver, &id, "approve", &json!({}))
             .await
             .expect_problem(404);
     }
@@ -491,12 +488,7 @@ async fn the_agent_collects_the_seal_a_person_granted() {
     state("no-such-decision", &agent).await.expect_problem(404);
     state(id, &approver).await.expect_problem(403);
 
-    let a = server
-        .post(
-            &format!("/v1/approvals/{id}/approve"),
-            Some(&approver.token),
-            &json!({}),
-        )
+    let a = answer(&server, &approver, id, "approve", &json!({}))
         .await
         .expect(200)
         .json;
@@ -554,14 +546,15 @@ async fn a_decision_past_its_approval_window_can_be_denied_not_approved() {
         "the window closed: the queue no longer offers them"
     );
     let size = server.tree_size().await;
-    let r = server
-        .post(
-            &format!("/v1/approvals/{late_id}/approve"),
-            Some(&approver.token),
-            &json!({"reason": "too late"}),
-        )
-        .await
-        .expect_problem(410);
+    let r = answer(
+        &server,
+        &approver,
+        late_id,
+        "approve",
+        &json!({"reason": "too late"}),
+    )
+    .await
+    .expect_problem(410);
     assert!(
         r.text.contains("approval window") && r.text.contains("approval_ttl_secs = 5"),
         "{}",
@@ -574,23 +567,19 @@ async fn a_decision_past_its_approval_window_can_be_denied_not_approved() {
     );
 
     // Refusing still works, and closes the request for good.
-    let d = server
-        .post(
-            &format!("/v1/approvals/{refused_id}/deny"),
-            Some(&approver.token),
-            &json!({"reason": "expired"}),
-        )
-        .await
-        .expect(200)
-        .json;
+    let d = answer(
+        &server,
+        &approver,
+        refused_id,
+        "deny",
+        &json!({"reason": "expired"}),
+    )
+    .await
+    .expect(200)
+    .json;
     assert_eq!(d["status"], json!("denied"), "{d}");
     assert!(d.get("seal").is_none(), "{d}");
-    server
-        .post(
-            &format!("/v1/approvals/{refused_id}/approve"),
-            Some(&approver.token),
-            &json!({}),
-        )
+    answer(&server, &approver, refused_id, "approve", &json!({}))
         .await
         .expect_problem(409);
     let s = server
@@ -652,12 +641,7 @@ async fn an_agent_waiting_on_its_decision_is_answered_when_a_person_answers() {
         })
     };
     until_waiting(&server, 1).await;
-    let a = server
-        .post(
-            &format!("/v1/approvals/{id}/approve"),
-            Some(&approver.token),
-            &json!({}),
-        )
+    let a = answer(&server, &approver, &id, "approve", &json!({}))
         .await
         .expect(200)
         .json;
