@@ -18,5 +18,7 @@ mod policies;
 mod redaction;
 mod relay;
 mod seals;
+#[path = "../common/served.rs"]
+mod served;
 mod startup;
 mod support;

@@ -6,9 +6,9 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::net::TcpListener;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -17,14 +17,15 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_sealgate");
+pub use crate::served::BIN;
+use crate::served::{free_port, Served};
 
 /// How long a server may take from spawn to answering /healthz.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running `sealgate serve`.
 pub struct Server {
-    child: Option<Child>,
+    process: Option<Served>,
     pub port: u16,
     pub base: String,
     /// Root of this server's scratch space: `data/` is the data dir, logs live beside it.
@@ -99,19 +100,7 @@ impl Resp {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .pool_max_idle_per_host(64)
-        .build()
-        .expect("http client")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local addr")
-        .port()
+    crate::served::client(Duration::from_secs(20))
 }
 
 impl Server {
@@ -128,7 +117,7 @@ impl Server {
             .expect("tempdir");
         let data_dir = root.path().join("data");
         let mut server = Server {
-            child: None,
+            process: None,
             port: 0,
             base: String::new(),
             log_path: PathBuf::new(),
@@ -156,30 +145,15 @@ impl Server {
             self.port = free_port();
             self.base = format!("http://127.0.0.1:{}", self.port);
             self.log_path = self.root.path().join(format!("server-{}.log", self.starts));
-            let log = std::fs::File::create(&self.log_path).expect("log file");
-            let child = Command::new(BIN)
-                .arg("serve")
-                .arg("--listen")
-                .arg(format!("127.0.0.1:{}", self.port))
-                .arg("--data-dir")
-                .arg(&self.data_dir)
-                .args(&self.extra_args)
-                .env_remove("SEALGATE_TOKEN")
-                .env_remove("SEALGATE_CONFIG")
-                .env_remove("SEALGATE_DATABASE_URL")
-                .env("SEALGATE_LOG", "info")
-                .current_dir(self.root.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(log))
-                .spawn()
-                .expect("spawn sealgate serve");
-            self.child = Some(child);
+            let mut args: Vec<OsString> = vec!["--data-dir".into(), self.data_dir.clone().into()];
+            args.extend(self.extra_args.iter().map(Into::into));
+            let process = Served::spawn(self.port, self.root.path(), self.log_path.clone(), args);
+            let process = self.process.insert(process);
             let deadline = Instant::now() + START_TIMEOUT;
             loop {
-                if let Some(status) = self.child.as_mut().unwrap().try_wait().expect("try_wait") {
+                if let Some(status) = process.exited() {
                     let log = self.log();
-                    self.child = None;
+                    self.process = None;
                     if log.contains("binding") {
                         break; // port taken between probe and bind: try another
                     }
@@ -222,23 +196,17 @@ impl Server {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("server running").id()
+        self.process.as_ref().expect("server running").pid()
     }
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => c.try_wait().expect("try_wait").is_none(),
-            None => false,
-        }
+        self.process.as_mut().is_some_and(Served::is_running)
     }
 
-    /// SIGKILL (std's `Child::kill`), then reap.
+    /// SIGKILL, then reap.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process = None;
     }
 
     /// Kills the process (SIGKILL) and starts a new one on the same data directory.
@@ -367,12 +335,6 @@ impl Server {
         .await
         .expect(200)
         .json
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -12,6 +12,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/served.rs"]
+mod served;
 #[path = "../replicas/support.rs"]
 mod support;
 

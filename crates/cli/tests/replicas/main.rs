@@ -15,5 +15,7 @@ mod leader;
 mod ledger;
 mod policies;
 mod redeem;
+#[path = "../common/served.rs"]
+mod served;
 mod sigkill;
 mod support;

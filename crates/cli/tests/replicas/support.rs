@@ -11,9 +11,8 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::net::TcpListener;
+use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -23,7 +22,7 @@ use reqwest::header::CONTENT_TYPE;
 use sealgate_ledger::{Checkpoint, Frontier, NoteVerifier};
 use serde_json::{json, Value};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_sealgate");
+use crate::served::{free_port, Served};
 pub const ENV: &str = "SEALGATE_TEST_DATABASE_URL";
 /// The default log origin (`serve` without `--origin`).
 pub const ORIGIN: &str = "sealgate.local/log";
@@ -120,59 +119,8 @@ async fn sweep(client: &tokio_postgres::Client, now: u64) {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(64)
-        .build()
-        .expect("http client")
-}
-
-/// One `sealgate serve` process.
-pub struct Replica {
-    child: Option<Child>,
-    pub port: u16,
-    pub base: String,
-    pub log_path: PathBuf,
-}
-
-impl Replica {
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => c.try_wait().expect("try_wait").is_none(),
-            None => false,
-        }
-    }
-
-    /// SIGKILL, then reap.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill();
-    }
+    crate::served::client(Duration::from_secs(30))
 }
 
 /// A response: status and body (parsed as JSON when it is JSON).
@@ -201,7 +149,7 @@ pub struct Cluster {
     pub db: Db,
     root: tempfile::TempDir,
     pub data_dir: PathBuf,
-    pub replicas: Vec<Replica>,
+    pub replicas: Vec<Served>,
     pub admin_token: String,
     pub http: reqwest::Client,
     extra: Vec<String>,
@@ -243,39 +191,23 @@ impl Cluster {
         Some(cluster)
     }
 
-    fn spawn(&mut self) -> Replica {
+    fn spawn(&mut self) -> Served {
         self.spawned += 1;
         let port = free_port();
         let log_path = self
             .root
             .path()
             .join(format!("replica-{}.log", self.spawned));
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new(BIN)
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--database-url")
-            .arg(&self.db.url)
-            .args(["--checkpoint-interval-ms", "200"])
-            .args(&self.extra)
-            .env_remove("SEALGATE_TOKEN")
-            .env_remove("SEALGATE_CONFIG")
-            .env("SEALGATE_LOG", "info")
-            .current_dir(self.root.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn sealgate serve");
-        Replica {
-            child: Some(child),
-            port,
-            base: format!("http://127.0.0.1:{port}"),
-            log_path,
-        }
+        let mut args: Vec<OsString> = vec![
+            "--data-dir".into(),
+            self.data_dir.clone().into(),
+            "--database-url".into(),
+            self.db.url.clone().into(),
+            "--checkpoint-interval-ms".into(),
+            "200".into(),
+        ];
+        args.extend(self.extra.iter().map(Into::into));
+        Served::spawn(port, self.root.path(), log_path, args)
     }
 
     async fn wait_healthy(&mut self, i: usize) {
