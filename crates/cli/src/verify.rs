@@ -12,9 +12,10 @@
 //! by default a second thread reads and hashes the entries while this one checks
 //! them. The speed, and how it was measured, is in README.md (Performance).
 
+mod export;
 mod refs;
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::ops::{ControlFlow, Range};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,10 +30,11 @@ use sealgate_ledger::{
     inclusion_plan, leaf_hash, verify_inclusion, Checkpoint, Frontier, Hash, NodeId, NoteSigner,
     NoteVerifier, EMPTY_ROOT,
 };
-use sealgate_store::{Store, StoredEntry};
+use sealgate_store::Store;
 use sealgate_store_sqlite::{LedgerScan, SqliteStore};
 use serde_json::{json, Value};
 
+use self::export::ExportFile;
 use self::refs::CrossRefs;
 
 #[derive(Args)]
@@ -83,36 +85,12 @@ struct Tamper(String);
 
 const CHUNK: u64 = 8192;
 
+/// Where the entries come from. Exports and servers are streamed: their entries are
+/// checked as they are read and not kept.
 enum Source {
     Store(SqliteStore),
-    Export {
-        entries: Vec<StoredEntry>,
-        checkpoints: Vec<String>,
-        key: Option<String>,
-    },
-}
-
-impl Source {
-    async fn size(&self) -> anyhow::Result<u64> {
-        Ok(match self {
-            Source::Store(s) => s.tree_size().await?,
-            Source::Export { entries, .. } => entries.len() as u64,
-        })
-    }
-
-    async fn chunk(&self, start: u64, end: u64) -> anyhow::Result<Vec<StoredEntry>> {
-        Ok(match self {
-            Source::Store(s) => s.range(start, end).await?,
-            Source::Export { entries, .. } => entries[start as usize..end as usize].to_vec(),
-        })
-    }
-
-    async fn checkpoints(&self) -> anyhow::Result<Vec<String>> {
-        Ok(match self {
-            Source::Store(s) => s.checkpoints().await?.into_iter().map(|c| c.note).collect(),
-            Source::Export { checkpoints, .. } => checkpoints.clone(),
-        })
-    }
+    Export(ExportFile),
+    Server(ServerLog),
 }
 
 fn data_dir(d: Option<PathBuf>) -> PathBuf {
@@ -133,102 +111,31 @@ pub(crate) async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let size = store.tree_size().await?;
-    let key = std::fs::read_to_string(dir.join("log-key.pem"))
-        .ok()
-        .and_then(|_| sealgate_server::keystore::load_key(&dir.join("log-key.pem")).ok());
-    let origin = store
-        .latest_checkpoint()
-        .await?
-        .and_then(|c| c.note.lines().next().map(str::to_owned));
-    let vkey = match (key, &origin) {
-        (Some(k), Some(o)) => NoteSigner::new(o.clone(), k)
-            .ok()
-            .map(|s| s.verifier().to_string()),
-        _ => None,
-    };
-    writeln!(
-        out,
-        "{}",
-        json!({"kind": "header", "format": "sealgate-ledger-export/1", "tree_size": size, "log_key": vkey})
-    )?;
-    let mut start = 0;
-    while start < size {
-        let end = (start + CHUNK).min(size);
-        for e in store.range(start, end).await? {
-            writeln!(
-                out,
-                "{}",
-                json!({"kind": "entry", "index": e.index, "leaf_hash": B64.encode(e.leaf_hash), "canonical": B64.encode(&e.canonical)})
-            )?;
-        }
-        start = end;
-    }
-    for c in store.checkpoints().await? {
-        writeln!(
-            out,
-            "{}",
-            json!({"kind": "checkpoint", "tree_size": c.tree_size, "note": c.note})
-        )?;
-    }
-    out.flush()?;
+    let log_key = derive_key(&dir);
+    // SQLite calls block: the export leaves the runtime's worker thread for its run.
+    tokio::task::block_in_place(|| export::write(&store.scan()?, log_key.as_deref(), &mut out))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_export(path: &Path) -> anyhow::Result<Source> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let (mut entries, mut checkpoints, mut key) = (Vec::new(), Vec::new(), None);
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line?;
-        let v: Value = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?;
-        let bad = || anyhow::anyhow!("{}:{}: malformed {} line", path.display(), n + 1, v["kind"]);
-        match v["kind"].as_str() {
-            Some("header") => key = v["log_key"].as_str().map(str::to_owned),
-            Some("entry") => {
-                let index = v["index"].as_u64().ok_or_else(bad)?;
-                let leaf: Hash = v["leaf_hash"]
-                    .as_str()
-                    .and_then(|s| B64.decode(s).ok())
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(bad)?;
-                let canonical = v["canonical"]
-                    .as_str()
-                    .and_then(|s| B64.decode(s).ok())
-                    .ok_or_else(bad)?;
-                entries.push(StoredEntry {
-                    index,
-                    canonical,
-                    leaf_hash: leaf,
-                });
-            }
-            Some("checkpoint") => checkpoints.push(v["note"].as_str().ok_or_else(bad)?.to_owned()),
-            _ => bail!("{}:{}: unknown line kind", path.display(), n + 1),
-        }
-    }
-    Ok(Source::Export {
-        entries,
-        checkpoints,
-        key,
-    })
-}
-
 pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let (source, dir) = match (&args.export, &args.server) {
-        (Some(path), _) => (read_export(path)?, None),
-        (None, Some(server)) => (read_server(server).await?, None),
+    if args.sample.is_some() && (args.export.is_some() || args.server.is_some()) {
+        bail!("--sample needs stored tree nodes: use it with --data-dir");
+    }
+    let (mut source, dir) = match (&args.export, &args.server) {
+        (Some(path), _) => (Source::Export(ExportFile::open(path)?), None),
+        (None, Some(server)) => (Source::Server(ServerLog::open(server).await?), None),
         (None, None) => {
             let dir = data_dir(args.data_dir.clone());
             (Source::Store(open_store(&dir)?), Some(dir))
         }
     };
     let verifier = trusted_key(&args, &source, dir.as_deref())?;
-    let outcome = match args.sample {
-        Some(n) => sample(&source, &verifier, n).await?,
-        None => {
+    let outcome = match (args.sample, &source) {
+        (Some(n), Source::Store(store)) => sample(store, &verifier, n).await?,
+        _ => {
             let threads = if args.one_thread { 1 } else { 2 };
             full(
-                &source,
+                &mut source,
                 &verifier,
                 args.checkpoint.as_deref(),
                 args.strict,
@@ -253,73 +160,88 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Reads the whole log from a server's tlog-tiles view: the latest checkpoint, then every
-/// entry bundle up to its size. Leaf hashes are computed here, never taken from the server.
-async fn read_server(server: &str) -> anyhow::Result<Source> {
-    use hyper::Method;
-    let token = std::env::var("SEALGATE_TOKEN")
-        .context("--server needs an auditor token in SEALGATE_TOKEN")?;
-    let mut conn = crate::client::Connection::open(&crate::client::authority(server)?).await?;
-    let (status, body) = conn
-        .send(
-            Method::GET,
-            "/v1/ledger/tlog/checkpoint",
-            Some(&token),
-            None,
-        )
-        .await?;
-    if status != 200 {
-        bail!(
-            "GET checkpoint: server answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        );
-    }
-    let note = String::from_utf8(body.to_vec()).context("checkpoint is not UTF-8")?;
-    let size: u64 = note
-        .lines()
-        .nth(1)
-        .and_then(|l| l.parse().ok())
-        .context("checkpoint without a tree size")?;
-    // The size is not verified yet (the checkpoint is checked with the rest): do not
-    // let a hostile server choose the allocation.
-    let mut entries = Vec::with_capacity(size.min(1 << 16) as usize);
-    let mut index = 0;
-    while index < size {
-        let width = (size - index).min(256) as u16;
-        let tile = sealgate_ledger::Tile::entries(index / 256, width)?;
+/// A running server's log, read through its tlog-tiles view: the latest checkpoint
+/// first, then the entry bundles up to its size, checked as they arrive. Leaf hashes are
+/// computed here, never taken from the server.
+struct ServerLog {
+    conn: crate::client::Connection,
+    token: String,
+    /// The latest checkpoint, not yet verified: the check opens it with the trusted key.
+    note: String,
+    size: u64,
+}
+
+impl ServerLog {
+    async fn open(server: &str) -> anyhow::Result<ServerLog> {
+        use hyper::Method;
+        let token = std::env::var("SEALGATE_TOKEN")
+            .context("--server needs an auditor token in SEALGATE_TOKEN")?;
+        let mut conn = crate::client::Connection::open(&crate::client::authority(server)?).await?;
         let (status, body) = conn
             .send(
                 Method::GET,
-                &format!("/v1/ledger/tlog/{}", tile.path()),
+                "/v1/ledger/tlog/checkpoint",
                 Some(&token),
                 None,
             )
             .await?;
         if status != 200 {
-            bail!("GET {}: server answered {status}", tile.path());
-        }
-        let bundle = sealgate_ledger::tiles::decode_bundle(&body)?;
-        if bundle.len() != usize::from(width) {
             bail!(
-                "{}: {} entries, expected {width}",
-                tile.path(),
-                bundle.len()
+                "GET checkpoint: server answered {status}: {}",
+                String::from_utf8_lossy(&body)
             );
         }
-        for bytes in bundle {
-            entries.push(StoredEntry {
-                index,
-                canonical: bytes.to_vec(),
-                leaf_hash: leaf_hash(bytes),
-            });
-            index += 1;
-        }
+        let note = String::from_utf8(body.to_vec()).context("checkpoint is not UTF-8")?;
+        let size: u64 = note
+            .lines()
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .context("checkpoint without a tree size")?;
+        Ok(ServerLog {
+            conn,
+            token,
+            note,
+            size,
+        })
     }
-    Ok(Source::Export {
-        entries,
-        checkpoints: vec![note],
-        key: None,
-    })
+
+    /// Fetches the entry bundles in order and hands each entry to `audit` until it
+    /// finds a problem.
+    async fn check(&mut self, audit: &mut Audit) -> anyhow::Result<Result<(), Tamper>> {
+        let mut index = 0;
+        while index < self.size {
+            let width = (self.size - index).min(256) as u16;
+            let tile = sealgate_ledger::Tile::entries(index / 256, width)?;
+            let (status, body) = self
+                .conn
+                .send(
+                    hyper::Method::GET,
+                    &format!("/v1/ledger/tlog/{}", tile.path()),
+                    Some(&self.token),
+                    None,
+                )
+                .await?;
+            if status != 200 {
+                bail!("GET {}: server answered {status}", tile.path());
+            }
+            let bundle = sealgate_ledger::tiles::decode_bundle(&body)?;
+            if bundle.len() != usize::from(width) {
+                bail!(
+                    "{}: {} entries, expected {width}",
+                    tile.path(),
+                    bundle.len()
+                );
+            }
+            for bytes in bundle {
+                let leaf = leaf_hash(bytes);
+                if let Err(t) = audit.step(index, bytes, &leaf, leaf, None)? {
+                    return Ok(Err(t));
+                }
+                index += 1;
+            }
+        }
+        Ok(Ok(()))
+    }
 }
 
 fn trusted_key(
@@ -334,7 +256,7 @@ fn trusted_key(
         }
         (None, None) => {
             let derived = match (source, dir) {
-                (Source::Export { key: Some(k), .. }, _) => Some(k.clone()),
+                (Source::Export(file), _) => file.log_key.clone(),
                 (Source::Store(_), Some(dir)) => derive_key(dir),
                 _ => None,
             };
@@ -392,7 +314,7 @@ fn open_checkpoints(notes: &[String], verifier: &NoteVerifier) -> Result<Vec<Che
 }
 
 async fn full(
-    source: &Source,
+    source: &mut Source,
     verifier: &NoteVerifier,
     trusted: Option<&Path>,
     strict: bool,
@@ -424,14 +346,23 @@ async fn full(
                 Err(t) => Ok(Err(t)),
             }
         }),
-        Source::Export {
-            entries,
-            checkpoints,
-            ..
-        } => match Audit::new(checkpoints, verifier, trusted, entries.len() as u64, strict) {
-            Ok(audit) => audit.run_entries(entries, None),
-            Err(t) => Ok(Err(t)),
-        },
+        Source::Export(file) => {
+            match Audit::new(&file.checkpoints, verifier, trusted, file.tree_size, strict) {
+                Ok(audit) => tokio::task::block_in_place(|| audit.run_export(file)),
+                Err(t) => Ok(Err(t)),
+            }
+        }
+        Source::Server(log) => {
+            let notes = std::slice::from_ref(&log.note);
+            let mut audit = match Audit::new(notes, verifier, trusted, log.size, strict) {
+                Ok(audit) => audit,
+                Err(t) => return Ok(Err(t)),
+            };
+            if let Err(t) = log.check(&mut audit).await? {
+                return Ok(Err(t));
+            }
+            Ok(audit.finish())
+        }
     }
 }
 
@@ -599,12 +530,16 @@ impl Audit {
         })
     }
 
-    /// Streams the entries out of a SQLite snapshot, on this thread alone.
-    fn run_scan(mut self, scan: &LedgerScan) -> anyhow::Result<Result<Value, Tamper>> {
+    /// Checks the entries `feed` hands over, in order, until one is bad; then finishes.
+    fn run_feed(
+        mut self,
+        nodes: Option<&dyn StoredNodes>,
+        feed: impl FnOnce(&mut dyn FnMut(u64, &[u8], &[u8]) -> ControlFlow<()>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Result<Value, Tamper>> {
         let mut outcome = Ok(Ok(()));
-        scan.entries(0..self.size, |index, canonical, stored_leaf| {
+        feed(&mut |index, canonical, stored_leaf| {
             let leaf = leaf_hash(canonical);
-            match self.step(index, canonical, stored_leaf, leaf, Some(scan)) {
+            match self.step(index, canonical, stored_leaf, leaf, nodes) {
                 Ok(Ok(())) => ControlFlow::Continue(()),
                 stop => {
                     outcome = stop;
@@ -616,6 +551,15 @@ impl Audit {
             return Ok(Err(t));
         }
         Ok(self.finish())
+    }
+
+    /// Streams the entries out of a SQLite snapshot, on this thread alone.
+    fn run_scan(self, scan: &LedgerScan) -> anyhow::Result<Result<Value, Tamper>> {
+        let size = self.size;
+        self.run_feed(Some(scan), |each| {
+            scan.entries(0..size, each)?;
+            Ok(())
+        })
     }
 
     /// Streams the entries out of SQLite on a second thread that also hashes them (on
@@ -678,19 +622,28 @@ impl Audit {
         })
     }
 
-    /// Walks entries held in memory (an export, or a server's entry bundles).
+    /// Streams the entries of an export file.
+    fn run_export(self, file: &ExportFile) -> anyhow::Result<Result<Value, Tamper>> {
+        self.run_feed(None, |each| {
+            file.entries(|i, bytes, leaf| each(i, bytes, leaf))
+        })
+    }
+
+    /// Walks entries held in memory.
+    #[cfg(test)]
     fn run_entries(
-        mut self,
-        entries: &[StoredEntry],
+        self,
+        entries: &[sealgate_store::StoredEntry],
         nodes: Option<&dyn StoredNodes>,
     ) -> anyhow::Result<Result<Value, Tamper>> {
-        for e in entries {
-            let leaf = leaf_hash(&e.canonical);
-            if let Err(t) = self.step(e.index, &e.canonical, &e.leaf_hash, leaf, nodes)? {
-                return Ok(Err(t));
+        self.run_feed(nodes, |each| {
+            for e in entries {
+                if each(e.index, &e.canonical, &e.leaf_hash).is_break() {
+                    break;
+                }
             }
-        }
-        Ok(self.finish())
+            Ok(())
+        })
     }
 
     /// One entry whose bytes hash to `leaf`, and the end of its chunk when it is the
@@ -728,6 +681,12 @@ impl Audit {
         if index != expected {
             return Err(Tamper(format!(
                 "entry {expected} is missing (found index {index} in its place)"
+            )));
+        }
+        if index >= self.size {
+            return Err(Tamper(format!(
+                "entry {index} is beyond the {} entries the ledger declares: an entry was appended",
+                self.size
             )));
         }
         if recomputed != stored_leaf {
@@ -877,15 +836,21 @@ impl Audit {
 }
 
 async fn sample(
-    source: &Source,
+    store: &SqliteStore,
     verifier: &NoteVerifier,
     n: u64,
 ) -> anyhow::Result<Result<Value, Tamper>> {
-    let checkpoints = match open_checkpoints(&source.checkpoints().await?, verifier) {
+    let notes: Vec<String> = store
+        .checkpoints()
+        .await?
+        .into_iter()
+        .map(|c| c.note)
+        .collect();
+    let checkpoints = match open_checkpoints(&notes, verifier) {
         Ok(c) => c,
         Err(t) => return Ok(Err(t)),
     };
-    let entries = source.size().await?;
+    let entries = store.tree_size().await?;
     let latest = checkpoints.iter().max_by_key(|c| c.size);
     let Some(latest) = latest.filter(|c| c.size > 0 || entries == 0) else {
         // As in a full check: entries no signed checkpoint covers could be anyone's.
@@ -904,8 +869,8 @@ async fn sample(
     let mut checked = 0;
     for _ in 0..n.min(size) {
         let index = rng.gen_range(0..size);
-        let entry = source
-            .chunk(index, index + 1)
+        let entry = store
+            .range(index, index + 1)
             .await?
             .pop()
             .context("entry vanished")?;
@@ -916,13 +881,8 @@ async fn sample(
             ))));
         }
         let plan = inclusion_plan(index, size)?;
-        let proof = match source {
-            Source::Store(store) => sealgate_store::assemble(store, &plan).await,
-            Source::Export { .. } => {
-                bail!("--sample needs stored tree nodes: use it with --data-dir")
-            }
-        };
-        let ok = proof
+        let ok = sealgate_store::assemble(store, &plan)
+            .await
             .map(|p| verify_inclusion(&leaf, index, size, &p, &latest.root).is_ok())
             .unwrap_or(false);
         if !ok {
@@ -941,6 +901,8 @@ async fn sample(
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    use sealgate_store::StoredEntry;
 
     use super::*;
 
@@ -1102,10 +1064,17 @@ mod tests {
 
     /// A SQLite ledger of `n` entries with a checkpoint at the end.
     async fn ledger(dir: &Path, n: u64) -> SqliteStore {
+        let store = SqliteStore::open(&dir.join("ledger.db")).expect("open");
+        grow(&store, n).await;
+        store
+    }
+
+    /// Appends `n` entries and a checkpoint of the new size.
+    async fn grow(store: &SqliteStore, n: u64) {
         use sealgate_core::entry::{Entry, KeyRotation};
         use sealgate_store::{NewCheckpoint, NewEntry};
-        let store = SqliteStore::open(&dir.join("ledger.db")).expect("open");
-        let batch = (0..n)
+        let start = store.tree_size().await.expect("size");
+        let batch = (start..start + n)
             .map(|i| {
                 NewEntry::new(Entry::KeyRotated(KeyRotation {
                     server_time: "2026-01-01T00:00:00.000000Z".into(),
@@ -1117,26 +1086,175 @@ mod tests {
             })
             .collect();
         store.append(batch).await.expect("append");
-        let root = sealgate_store::root(&store, n).await.expect("root");
+        let size = start + n;
+        let root = sealgate_store::root(store, size).await.expect("root");
         store
             .put_checkpoint(&NewCheckpoint {
-                tree_size: n,
-                note: note(n, root),
+                tree_size: size,
+                note: note(size, root),
                 created_at: "2026-01-01T00:00:00.000000Z".into(),
             })
             .await
             .expect("checkpoint");
-        store
+    }
+
+    /// `scan` exported into `path`.
+    fn write_export(scan: &LedgerScan, path: &Path) {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+        export::write(scan, None, &mut out).expect("export");
+    }
+
+    /// The full check of the export at `path`, on one thread.
+    async fn check_export(path: &Path) -> anyhow::Result<Result<Value, Tamper>> {
+        let mut source = Source::Export(ExportFile::open(path)?);
+        full(&mut source, &signer().verifier(), None, false, 1).await
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        let text = std::fs::read_to_string(path).expect("read");
+        text.lines().map(str::to_owned).collect()
+    }
+
+    fn rewrite(path: &Path, lines: &[String]) {
+        std::fs::write(
+            path,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .expect("write");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_export_holds_one_snapshot_even_while_the_ledger_grows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ledger(dir.path(), 300).await;
+        let scan = store.scan().expect("scan");
+        assert_eq!(scan.tree_size().expect("size"), 300); // the snapshot starts here
+                                                          // Entries and a checkpoint of 350 land while the export is being written.
+        grow(&store, 50).await;
+        let path = dir.path().join("export.jsonl");
+        write_export(&scan, &path);
+        let report = check_export(&path).await.expect("reads").expect("verifies");
+        assert_eq!(report["entries"], 300);
+        assert_eq!(report["checkpoints_verified"], 1);
+
+        write_export(&store.scan().expect("scan"), &path);
+        let report = check_export(&path).await.expect("reads").expect("verifies");
+        assert_eq!(report["entries"], 350);
+        assert_eq!(report["checkpoints_verified"], 2);
+        // The header, the two checkpoints, then the entries.
+        let lines = lines(&path);
+        assert_eq!(lines.len(), 353);
+        assert!(
+            lines[0].contains("\"format\":\"sealgate-ledger-export/2\""),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1..3]
+            .iter()
+            .all(|l| l.contains("\"kind\":\"checkpoint\"")));
+        assert!(lines[3].starts_with("{\"canonical\":"), "{}", lines[3]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_1_export_with_its_checkpoints_last_still_verifies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ledger(dir.path(), 40).await;
+        grow(&store, 2).await;
+        let path = dir.path().join("export.jsonl");
+        write_export(&store.scan().expect("scan"), &path);
+        let mut lines = lines(&path);
+        lines[0] = lines[0].replace("export/2", "export/1");
+        let checkpoints: Vec<String> = lines.drain(1..3).collect();
+        lines.extend(checkpoints);
+        rewrite(&path, &lines);
+        let report = check_export(&path).await.expect("reads").expect("verifies");
+        assert_eq!(report["entries"], 42);
+        assert_eq!(report["checkpoints_verified"], 2);
+
+        // The same layout under the current format's name is refused.
+        lines[0] = lines[0].replace("export/1", "export/2");
+        rewrite(&path, &lines);
+        let err = check_export(&path).await.expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            format!("{}:44: a checkpoint after the entries (format sealgate-ledger-export/2 lists them first)", path.display())
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_cut_from_or_added_to_an_export_are_tampering() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ledger(dir.path(), 20).await;
+        let path = dir.path().join("export.jsonl");
+        write_export(&store.scan().expect("scan"), &path);
+        let whole = lines(&path);
+
+        rewrite(&path, &whole[..whole.len() - 1]);
+        let t = check_export(&path).await.expect("reads").expect_err("cut");
+        assert_eq!(t.0, "entries 0..20: only 19 present");
+
+        let mut grown = whole.clone();
+        let extra = whole[whole.len() - 1].replace("\"index\":19", "\"index\":20");
+        grown.push(extra);
+        rewrite(&path, &grown);
+        let t = check_export(&path)
+            .await
+            .expect("reads")
+            .expect_err("added");
+        assert_eq!(
+            t.0,
+            "entry 20 is beyond the 20 entries the ledger declares: an entry was appended"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_that_is_not_a_well_formed_export_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ledger(dir.path(), 3).await;
+        let path = dir.path().join("export.jsonl");
+        write_export(&store.scan().expect("scan"), &path);
+        let whole = lines(&path);
+        let at = |n: usize| format!("{}:{n}: ", path.display());
+        let cases: Vec<(Vec<String>, String)> = vec![
+            (vec![], format!("{}: empty file, not a sealgate ledger export", path.display())),
+            (
+                whole[1..].to_vec(),
+                format!("{}not a sealgate ledger export (the first line must be its header, format sealgate-ledger-export/2)", at(1)),
+            ),
+            (
+                [&whole[..3], &["{\"kind\":\"vote\"}".to_owned()][..]].concat(),
+                format!("{}unknown line kind \"vote\"", at(4)),
+            ),
+            (
+                [&whole[..2], &[whole[2].replace("\"canonical\":\"", "\"canonical\":\"*")]].concat(),
+                format!("{}malformed entry line: canonical is not base64", at(3)),
+            ),
+            (
+                [&whole[..2], &[whole[2].replace("\"index\":0,", "")]].concat(),
+                format!("{}malformed entry line: no index", at(3)),
+            ),
+        ];
+        for (lines, expected) in cases {
+            rewrite(&path, &lines);
+            let err = check_export(&path).await.expect_err("refused");
+            assert_eq!(err.to_string(), expected);
+        }
+        rewrite(&path, &[whole[0].clone(), "{\"kind\":".into()]);
+        let err = check_export(&path).await.expect_err("refused").to_string();
+        assert!(
+            err.starts_with(&format!("{}not an export line (", at(2))),
+            "{err}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_thread_and_two_report_the_same() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let source = Source::Store(ledger(dir.path(), CHUNK + 808).await);
+        let mut source = Source::Store(ledger(dir.path(), CHUNK + 808).await);
         let verifier = signer().verifier();
         let mut reports = Vec::new();
         for threads in [1, 2] {
-            let report = full(&source, &verifier, None, false, threads).await;
+            let report = full(&mut source, &verifier, None, false, threads).await;
             reports.push(report.expect("no storage errors").expect("verifies"));
         }
         assert_eq!(reports[0], reports[1]);
@@ -1154,7 +1272,7 @@ mod tests {
         )
         .expect("update");
         for threads in [1, 2] {
-            let report = full(&source, &verifier, None, false, threads).await;
+            let report = full(&mut source, &verifier, None, false, threads).await;
             assert_eq!(
                 report.expect("no storage errors").map_err(|t| t.0),
                 Err("entries 8192..8704 do not match stored tree node 9/16: an entry in that range was reordered or replaced (first bad index 8192 or later)".into()),

@@ -2,7 +2,7 @@
 //! batch per transaction, straight through `Store::append` (no appender), median of 3.
 //!
 //!     SEALGATE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
-//!         cargo run --release -p sealgate-store-postgres --example bench_append
+//!         cargo run --release -p sealgate-store-postgres --example bench_append_postgres
 //!
 //! Creates `sealgate_bench_<random>` through that admin URL and drops it afterwards.
 
