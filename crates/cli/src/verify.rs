@@ -15,7 +15,6 @@
 mod export;
 mod refs;
 
-use std::io::Write;
 use std::ops::{ControlFlow, Range};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,8 +63,8 @@ pub(crate) struct VerifyArgs {
     /// Also parse every entry fully and check it is in RFC 8785 canonical form (slower).
     #[arg(long)]
     strict: bool,
-    /// Read, hash and check on one thread (by default a second thread reads the
-    /// ledger and hashes the entries while this one checks them).
+    /// With --data-dir: read, hash and check on one thread (by default a second thread
+    /// reads the ledger and hashes the entries while this one checks them).
     #[arg(long)]
     one_thread: bool,
 }
@@ -105,15 +104,19 @@ fn open_store(dir: &Path) -> anyhow::Result<SqliteStore> {
 pub(crate) async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let dir = data_dir(args.data_dir);
     let store = open_store(&dir)?;
-    let mut out: Box<dyn Write> = match &args.out {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
     let log_key = derive_key(&dir);
     // SQLite calls block: the export leaves the runtime's worker thread for its run.
-    tokio::task::block_in_place(|| export::write(&store.scan()?, log_key.as_deref(), &mut out))?;
+    tokio::task::block_in_place(|| {
+        let scan = store.scan()?;
+        match &args.out {
+            Some(path) => export::write_file(&scan, log_key.as_deref(), path),
+            None => {
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                export::write(&scan, log_key.as_deref(), &mut out)
+                    .context("writing the export to standard output")
+            }
+        }
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -623,7 +626,7 @@ impl Audit {
     }
 
     /// Streams the entries of an export file.
-    fn run_export(self, file: &ExportFile) -> anyhow::Result<Result<Value, Tamper>> {
+    fn run_export(self, file: &mut ExportFile) -> anyhow::Result<Result<Value, Tamper>> {
         self.run_feed(None, |each| {
             file.entries(|i, bytes, leaf| each(i, bytes, leaf))
         })
@@ -678,15 +681,15 @@ impl Audit {
         recomputed: Hash,
     ) -> Result<bool, Tamper> {
         let expected = self.frontier.size();
-        if index != expected {
-            return Err(Tamper(format!(
-                "entry {expected} is missing (found index {index} in its place)"
-            )));
-        }
-        if index >= self.size {
+        if expected >= self.size {
             return Err(Tamper(format!(
                 "entry {index} is beyond the {} entries the ledger declares: an entry was appended",
                 self.size
+            )));
+        }
+        if index != expected {
+            return Err(Tamper(format!(
+                "entry {expected} is missing (found index {index} in its place)"
             )));
         }
         if recomputed != stored_leaf {
@@ -796,10 +799,9 @@ impl Audit {
     fn finish(self) -> Result<Value, Tamper> {
         let present = self.frontier.size();
         if present < self.size {
-            let (start, end) = (self.chunk_start, self.chunk_end());
             return Err(self.structural(Tamper(format!(
-                "entries {start}..{end}: only {} present",
-                present - start
+                "entries {present}..{} are missing: the ledger declares {} but holds {present}",
+                self.size, self.size
             ))));
         }
         let totals = self.refs.check(u64::MAX)?;
@@ -1191,20 +1193,26 @@ mod tests {
 
         rewrite(&path, &whole[..whole.len() - 1]);
         let t = check_export(&path).await.expect("reads").expect_err("cut");
-        assert_eq!(t.0, "entries 0..20: only 19 present");
-
-        let mut grown = whole.clone();
-        let extra = whole[whole.len() - 1].replace("\"index\":19", "\"index\":20");
-        grown.push(extra);
-        rewrite(&path, &grown);
-        let t = check_export(&path)
-            .await
-            .expect("reads")
-            .expect_err("added");
         assert_eq!(
             t.0,
-            "entry 20 is beyond the 20 entries the ledger declares: an entry was appended"
+            "entries 19..20 are missing: the ledger declares 20 but holds 19"
         );
+
+        for extra_index in [20, 25] {
+            let mut grown = whole.clone();
+            let extra =
+                whole[whole.len() - 1].replace("\"index\":19", &format!("\"index\":{extra_index}"));
+            grown.push(extra);
+            rewrite(&path, &grown);
+            let t = check_export(&path)
+                .await
+                .expect("reads")
+                .expect_err("added");
+            assert_eq!(
+                t.0,
+                format!("entry {extra_index} is beyond the 20 entries the ledger declares: an entry was appended")
+            );
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,8 +12,9 @@
 //! {"canonical":"b64","index":I,"kind":"entry","leaf_hash":"b64"}   entries 0..N, in order
 //! ```
 //!
-//! Version 1 (before 2026-12-04) wrote the checkpoints after the entries, and wrote
-//! them from a later read than the entries: it is still read, with one more pass.
+//! A `/2` file is read in one pass, so it may come through a pipe. Version 1 (before
+//! 2026-12-04) wrote the checkpoints after the entries, and from a later read than the
+//! entries: it is still read, with a second pass, from a regular file only.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -31,6 +32,42 @@ use serde_json::json;
 const FORMAT: &str = "sealgate-ledger-export/2";
 /// Checkpoints after the entries.
 const FORMAT_V1: &str = "sealgate-ledger-export/1";
+
+/// Writes the export of `scan`'s snapshot into `path`. A regular file is written
+/// atomically: into a temporary file beside it, synced, then renamed, so a failed
+/// export leaves no partial file that would later read as a truncated (tampered)
+/// ledger. Anything else (a pipe, a device) is written in place.
+pub(super) fn write_file(
+    scan: &LedgerScan,
+    log_key: Option<&str>,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let context = || format!("writing the export to {}", path.display());
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(context)?;
+        let mut out = std::io::BufWriter::new(file);
+        return write(scan, log_key, &mut out).with_context(context);
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::NamedTempFile::new_in(dir).with_context(context)?;
+    let mut out = std::io::BufWriter::new(tmp);
+    write(scan, log_key, &mut out).with_context(context)?;
+    let tmp = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(context)?;
+    tmp.as_file().sync_all().with_context(context)?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(context)?;
+    Ok(())
+}
 
 /// Writes the export of `scan`'s snapshot: entries and checkpoints as of one moment,
 /// so no checkpoint covers an entry the export lacks, even while a server appends.
@@ -100,7 +137,9 @@ struct Line<'a> {
 /// An export opened for checking: its header and checkpoints are read; the entries are
 /// streamed by [`ExportFile::entries`].
 pub(super) struct ExportFile {
-    path: PathBuf,
+    /// Positioned at the first entry line of a `/2` file (still in its buffer), after
+    /// the header of a `/1` file's second pass.
+    lines: Lines,
     /// The entries the header declares.
     pub(super) tree_size: u64,
     /// The log's verifier key as the exporter found it (trusted only without `--key`).
@@ -136,18 +175,33 @@ impl ExportFile {
             .tree_size
             .ok_or_else(|| at.error(format_args!("header without tree_size")))?;
         let log_key = header.log_key.map(Cow::into_owned);
+        let header = first.to_vec();
         let mut checkpoints = Vec::new();
         while let Some((line, at)) = lines.next()? {
             let line = at.parse(line)?;
             match line.kind.as_ref() {
                 "checkpoint" => checkpoints.push(at.note(line)?),
-                "entry" if checkpoints_first => break,
+                "entry" if checkpoints_first => {
+                    lines.unread();
+                    break;
+                }
                 "entry" => {}
                 other => at.unknown(other)?,
             }
         }
+        if !checkpoints_first {
+            // The entries come from a second pass over the same bytes.
+            lines = Lines::open(path)?;
+            let same = lines.next()?.is_some_and(|(line, _)| line == header);
+            if !same || !std::fs::metadata(path)?.is_file() {
+                bail!(
+                    "{}: a {FORMAT_V1} export is read twice, so it must be a regular file that does not change",
+                    path.display()
+                );
+            }
+        }
         Ok(ExportFile {
-            path: path.to_owned(),
+            lines,
             tree_size,
             log_key,
             checkpoints,
@@ -159,14 +213,12 @@ impl ExportFile {
     /// in file order, until `each` breaks. A line that is not a well-formed entry is
     /// an error naming the line.
     pub(super) fn entries(
-        &self,
+        &mut self,
         mut each: impl FnMut(u64, &[u8], &Hash) -> ControlFlow<()>,
     ) -> anyhow::Result<()> {
-        let mut lines = Lines::open(&self.path)?;
-        lines.next()?; // the header, read by `open`
         let mut canonical = Vec::new();
         let mut seen_entry = false;
-        while let Some((line, at)) = lines.next()? {
+        while let Some((line, at)) = self.lines.next()? {
             let line = at.parse(line)?;
             match line.kind.as_ref() {
                 "entry" => {
@@ -182,6 +234,7 @@ impl ExportFile {
                     )))
                 }
                 "checkpoint" => {}
+                "header" => return Err(at.error(format_args!("a second header"))),
                 other => at.unknown(other)?,
             }
         }
@@ -193,6 +246,8 @@ impl ExportFile {
 struct Lines {
     reader: BufReader<File>,
     buf: Vec<u8>,
+    /// `buf` holds a line handed out and given back by [`Lines::unread`].
+    unread: bool,
     at: Place,
 }
 
@@ -209,6 +264,7 @@ impl Lines {
         Ok(Lines {
             reader: BufReader::with_capacity(1 << 20, file),
             buf: Vec::new(),
+            unread: false,
             at: Place {
                 path: path.to_owned(),
                 number: 0,
@@ -218,6 +274,9 @@ impl Lines {
 
     /// The next line without its line ending, and where it is; None at the end.
     fn next(&mut self) -> anyhow::Result<Option<(&[u8], &Place)>> {
+        if std::mem::take(&mut self.unread) {
+            return Ok(Some((trim_line_end(&self.buf), &self.at)));
+        }
         self.buf.clear();
         let read = self
             .reader
@@ -227,11 +286,18 @@ impl Lines {
             return Ok(None);
         }
         self.at.number += 1;
-        let mut line = self.buf.as_slice();
-        line = line.strip_suffix(b"\n").unwrap_or(line);
-        line = line.strip_suffix(b"\r").unwrap_or(line);
-        Ok(Some((line, &self.at)))
+        Ok(Some((trim_line_end(&self.buf), &self.at)))
     }
+
+    /// Makes the next call hand out the last line again.
+    fn unread(&mut self) {
+        self.unread = true;
+    }
+}
+
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 impl Place {

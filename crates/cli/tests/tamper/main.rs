@@ -494,3 +494,90 @@ async fn verify_from_a_running_server_reads_full_and_partial_tiles() {
         .expect("verify");
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A current export is read in one pass, so it may come through a pipe; a version 1
+/// export (checkpoints last) is read twice and must be a regular file. An export that
+/// cannot be written fails and names its output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_streams_through_a_pipe() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("ledger");
+    let key = build_ledger(&dir, 5).await;
+
+    let mut export = Command::new(BIN)
+        .args(["ledger", "export", "--data-dir"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("export");
+    let piped = Command::new(BIN)
+        .args(["verify", "--key", &key, "--export", "/dev/stdin"])
+        .stdin(export.stdout.take().expect("stdout"))
+        .output()
+        .expect("verify");
+    assert!(export.wait().expect("wait").success());
+    let report = String::from_utf8_lossy(&piped.stdout);
+    assert_eq!(piped.status.code(), Some(0), "{report}");
+    assert!(report.contains("\"ok\": true"), "{report}");
+
+    // The same ledger in the version 1 layout, through a pipe.
+    let file = root.path().join("ledger.jsonl");
+    let status = Command::new(BIN)
+        .args(["ledger", "export", "--data-dir"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&file)
+        .status()
+        .expect("export");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&file).expect("read");
+    let (checkpoints, rest): (Vec<&str>, Vec<&str>) = text
+        .lines()
+        .partition(|l| l.starts_with("{\"kind\":\"checkpoint\""));
+    assert!(!checkpoints.is_empty());
+    let v1: String = rest
+        .iter()
+        .chain(&checkpoints)
+        .map(|l| format!("{}\n", l.replace("export/2", "export/1")))
+        .collect();
+    let mut verify = Command::new(BIN)
+        .args(["verify", "--key", &key, "--export", "/dev/stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("verify");
+    let mut stdin = verify.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        // The reader may stop early; a broken pipe is its answer, not ours to judge.
+        let _ = stdin.write_all(v1.as_bytes());
+    });
+    let refused = verify.wait_with_output().expect("verify");
+    writer.join().expect("writer");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("export is read twice, so it must be a regular file"),
+        "{stderr}"
+    );
+
+    let full = Command::new(BIN)
+        .args(["ledger", "export", "--data-dir"])
+        .arg(&dir)
+        .args(["--out", "/dev/full"])
+        .output()
+        .expect("export");
+    let stderr = String::from_utf8_lossy(&full.stderr);
+    assert_eq!(full.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("writing the export to /dev/full"),
+        "{stderr}"
+    );
+    use std::os::unix::fs::FileTypeExt as _;
+    let device = Path::new("/dev/full").metadata().expect("/dev/full");
+    assert!(
+        device.file_type().is_char_device(),
+        "written in place, not replaced"
+    );
+}
