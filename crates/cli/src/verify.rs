@@ -278,14 +278,14 @@ fn trusted_key(
 fn derive_key(dir: &Path) -> Option<String> {
     let key = sealgate_server::keystore::load_key(&dir.join("log-key.pem")).ok()?;
     let store = open_store(dir).ok()?;
-    let origin = futures_lite_block(store)?;
+    let origin = latest_origin(store)?;
     NoteSigner::new(origin, key)
         .ok()
         .map(|s| s.verifier().to_string())
 }
 
 /// The origin named by the ledger's checkpoints (the first line of a note).
-fn futures_lite_block(store: SqliteStore) -> Option<String> {
+fn latest_origin(store: SqliteStore) -> Option<String> {
     let handle = tokio::runtime::Handle::current();
     tokio::task::block_in_place(|| handle.block_on(store.latest_checkpoint()))
         .ok()
@@ -1130,8 +1130,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = ledger(dir.path(), 300).await;
         let scan = store.scan().expect("scan");
-        assert_eq!(scan.tree_size().expect("size"), 300); // the snapshot starts here
-                                                          // Entries and a checkpoint of 350 land while the export is being written.
+        // The snapshot starts with the first read.
+        assert_eq!(scan.tree_size().expect("size"), 300);
+        // Entries and a checkpoint of 350 land while the export is being written.
         grow(&store, 50).await;
         let path = dir.path().join("export.jsonl");
         write_export(&scan, &path);

@@ -5,61 +5,42 @@
 //! tampers with its own copy of the data directory.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_sealgate");
+#[path = "../common/served.rs"]
+mod served;
 
-struct Server {
-    child: Child,
-    base: String,
-}
+use served::{free_port, Served, BIN};
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-async fn start(dir: &Path) -> Server {
+/// A server on `dir` with checkpoints every 50 ms, answering /healthz. Its log goes
+/// beside the data directory.
+async fn start(dir: &Path) -> Served {
     let port = free_port();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--checkpoint-interval-ms",
-            "50",
-        ])
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sealgate");
-    let base = format!("http://127.0.0.1:{port}");
+    let cwd = dir.parent().expect("data dir has a parent");
+    let log = cwd.join(format!("server-{port}.log"));
+    let server = Served::spawn(
+        port,
+        cwd,
+        log,
+        [
+            "--checkpoint-interval-ms".as_ref(),
+            "50".as_ref(),
+            "--data-dir".as_ref(),
+            dir.as_os_str(),
+        ],
+    );
     let client = reqwest::Client::new();
     for _ in 0..200 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            return Server { child, base };
+        if client.get(server.url("/healthz")).send().await.is_ok() {
+            return server;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("sealgate did not start");
+    panic!("sealgate did not start: {}", server.log());
 }
 
 async fn post(base: &str, path: &str, token: &str, body: Value) -> Value {
