@@ -1254,6 +1254,14 @@ mod tests {
             err.starts_with(&format!("{}not an export line (", at(2))),
             "{err}"
         );
+        // A line that would not end is not held in memory.
+        let long = format!("{{\"kind\":\"entry\",\"x\":\"{}", "a".repeat(16 << 20));
+        rewrite(&path, &[whole[0].clone(), long]);
+        let err = check_export(&path).await.expect_err("refused").to_string();
+        assert_eq!(
+            err,
+            format!("{}a line longer than 16 MiB: not an export line", at(2))
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

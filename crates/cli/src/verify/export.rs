@@ -18,7 +18,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +30,9 @@ use sealgate_store_sqlite::LedgerScan;
 use serde_json::json;
 
 const FORMAT: &str = "sealgate-ledger-export/2";
+/// Longest line read. The server takes request bodies of at most 1 MiB, so no entry's
+/// line comes near this; a longer one is refused rather than held in memory.
+const MAX_LINE: u64 = 16 << 20;
 /// Checkpoints after the entries.
 const FORMAT_V1: &str = "sealgate-ledger-export/1";
 
@@ -278,14 +281,20 @@ impl Lines {
             return Ok(Some((trim_line_end(&self.buf), &self.at)));
         }
         self.buf.clear();
-        let read = self
-            .reader
+        let read = (&mut self.reader)
+            .take(MAX_LINE + 1)
             .read_until(b'\n', &mut self.buf)
             .with_context(|| format!("reading {}", self.at.path.display()))?;
         if read == 0 {
             return Ok(None);
         }
         self.at.number += 1;
+        if read as u64 > MAX_LINE && self.buf.last() != Some(&b'\n') {
+            return Err(self.at.error(format_args!(
+                "a line longer than {} MiB: not an export line",
+                MAX_LINE >> 20
+            )));
+        }
         Ok(Some((trim_line_end(&self.buf), &self.at)))
     }
 
