@@ -96,12 +96,27 @@ fn manifest(rng: &mut SmallRng, n: u64) -> Bytes {
 }
 
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    if args.connections == 0 || args.duration <= 0.0 {
-        bail!("--connections and --duration must be positive");
+    if args.connections == 0 {
+        bail!("--connections must be positive");
     }
+    // Seconds: finite, and short enough to add to a clock (a day is far beyond any run).
+    let seconds = |flag: &str, s: f64, zero_ok: bool| match s {
+        s if s.is_finite() && (s > 0.0 || (zero_ok && s == 0.0)) && s <= 86_400.0 => Ok(()),
+        _ => Err(anyhow::anyhow!(
+            "{flag} must be a number of seconds {} 86400",
+            if zero_ok {
+                "from 0 to"
+            } else {
+                "above 0, up to"
+            }
+        )),
+    };
+    seconds("--duration", args.duration, false)?;
+    seconds("--warmup", args.warmup, true)?;
     if let Some(rate) = args.rate {
-        if rate <= 0.0 {
-            bail!("--rate must be positive");
+        // At least one request per connection per day, so the interval is a duration.
+        if !(rate.is_finite() && rate > 0.0 && args.connections as f64 / rate <= 86_400.0) {
+            bail!("--rate must be a positive number of requests per second, at least --connections per day");
         }
     }
     let authorities = args
@@ -145,6 +160,9 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let mut n = w as u64 * 1_000_000_000;
             loop {
                 if interval.is_some() {
+                    if next >= end {
+                        break;
+                    }
                     tokio::time::sleep_until(next.into()).await;
                 }
                 let scheduled = if interval.is_some() {

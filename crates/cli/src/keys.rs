@@ -67,6 +67,14 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             server,
             token_file,
         } => {
+            // Key ids are `key_` and hex; anything else would change the request's path.
+            if id.is_empty()
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                bail!("{id:?} is not a key id (key_ and hex digits, as `keys create` prints)");
+            }
             let token = admin_token(token_file.as_deref())?;
             let mut conn = Connection::open(&authority(&server)?).await?;
             let (status, body) = conn

@@ -38,8 +38,10 @@ use self::refs::CrossRefs;
 
 #[derive(Args)]
 pub(crate) struct VerifyArgs {
-    /// Data directory holding ledger.db [default: ./sealgate-data].
-    #[arg(long, env = "SEALGATE_DATA_DIR")]
+    /// Data directory holding ledger.db [default: SEALGATE_DATA_DIR, else ./sealgate-data].
+    /// (Read from the environment by hand: clap would count the variable as the flag
+    /// given, and refuse it beside --export or --server.)
+    #[arg(long)]
     data_dir: Option<PathBuf>,
     /// A file written by `sealgate ledger export`, instead of a data directory.
     #[arg(long, conflicts_with = "data_dir")]
@@ -57,8 +59,11 @@ pub(crate) struct VerifyArgs {
     /// A signed checkpoint you trust (kept from earlier); the ledger must extend it.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// Check only N random entries, each with an inclusion proof against the latest checkpoint.
-    #[arg(long)]
+    /// Check only N (at least 1) random entries of a data directory, each with an
+    /// inclusion proof against the latest stored checkpoint. A spot check: it does not
+    /// compare a trusted checkpoint, so it cannot see a rollback; run the full check.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..),
+          conflicts_with_all = ["checkpoint", "strict", "one_thread", "export", "server"])]
     sample: Option<u64>,
     /// Also parse every entry fully and check it is in RFC 8785 canonical form (slower).
     #[arg(long)]
@@ -93,7 +98,8 @@ enum Source {
 }
 
 fn data_dir(d: Option<PathBuf>) -> PathBuf {
-    d.unwrap_or_else(|| PathBuf::from("./sealgate-data"))
+    d.or_else(|| std::env::var_os("SEALGATE_DATA_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("./sealgate-data"))
 }
 
 fn open_store(dir: &Path) -> anyhow::Result<SqliteStore> {
@@ -103,6 +109,9 @@ fn open_store(dir: &Path) -> anyhow::Result<SqliteStore> {
 
 pub(crate) async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let dir = data_dir(args.data_dir);
+    if let Some(out) = &args.out {
+        refuse_inside(&dir, out)?;
+    }
     let store = open_store(&dir)?;
     let log_key = derive_key(&dir);
     // SQLite calls block: the export leaves the runtime's worker thread for its run.
@@ -120,10 +129,26 @@ pub(crate) async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    if args.sample.is_some() && (args.export.is_some() || args.server.is_some()) {
-        bail!("--sample needs stored tree nodes: use it with --data-dir");
+/// Refuses an export written into the data directory itself, where it could replace
+/// the ledger, a key or the admin token.
+fn refuse_inside(dir: &Path, out: &Path) -> anyhow::Result<()> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let (Ok(data), Ok(target)) = (dir.canonicalize(), parent.canonicalize()) {
+        if target.starts_with(&data) {
+            bail!(
+                "--out {}: inside the data directory {}; write the export elsewhere",
+                out.display(),
+                dir.display()
+            );
+        }
     }
+    Ok(())
+}
+
+pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let (mut source, dir) = match (&args.export, &args.server) {
         (Some(path), _) => (Source::Export(ExportFile::open(path)?), None),
         (None, Some(server)) => (Source::Server(ServerLog::open(server).await?), None),

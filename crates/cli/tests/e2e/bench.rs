@@ -63,3 +63,35 @@ async fn bench_reports_decisions_and_proof_latency_it_really_measured() {
     assert!(proofs["proofs"].as_u64() > Some(0), "{report}");
     assert_eq!(proofs["errors"], 0, "{report}");
 }
+
+/// Durations and rates that are not finite, negative, or too long to add to a clock
+/// are refused before any load (they used to panic in `Duration::from_secs_f64`).
+#[test]
+fn bench_refuses_durations_and_rates_it_cannot_run() {
+    for bad in [
+        &["--duration", "nan"][..],
+        &["--duration", "inf"],
+        &["--duration", "1e19"],
+        &["--warmup=-1"],
+        &["--warmup", "nan"],
+        &["--rate", "nan"],
+        &["--rate", "1e-300"],
+        &["--rate=-5"],
+    ] {
+        let out = Command::new(BIN)
+            .args([
+                "bench",
+                "--server",
+                "http://127.0.0.1:1",
+                "--agent-token",
+                "t",
+            ])
+            .args(bad)
+            .output()
+            .expect("run sealgate bench");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert!(stderr.contains("must be"), "{bad:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{bad:?}: {stderr}");
+    }
+}

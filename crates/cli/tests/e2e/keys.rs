@@ -100,3 +100,57 @@ async fn cli_keys_create_prints_a_working_agent_token() {
         .expect(200);
     assert_eq!(r.json["approved"], json!(true), "{}", r.text);
 }
+
+/// `keys revoke` sends the id as a path segment: an id with `?` or `#` would revoke a
+/// different key than the one it names, so anything but a key id is refused unsent.
+#[tokio::test]
+async fn cli_keys_revoke_refuses_what_is_not_a_key_id() {
+    let server = Server::start().await;
+    let cli = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.args(["keys"])
+            .args(args)
+            .arg("--server")
+            .arg(&server.base)
+            .env("SEALGATE_TOKEN", &server.admin_token)
+            .env_remove("SEALGATE_SERVER");
+        cmd
+    };
+    let out = cli(&["create", "--role", "agent"])
+        .output()
+        .await
+        .expect("create");
+    assert!(out.status.success());
+    let created: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let (id, token) = (
+        created["id"].as_str().expect("id"),
+        created["token"].as_str().expect("token"),
+    );
+    for bad in [
+        format!("{id}?other"),
+        format!("{id}#x"),
+        format!("{id}/x"),
+        "a b".into(),
+        String::new(),
+    ] {
+        let out = cli(&["revoke", &bad]).output().await.expect("revoke");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert!(stderr.contains("is not a key id"), "{bad:?}: {stderr}");
+    }
+    // The key named before the `?` still works.
+    server
+        .post(
+            "/v1/manifest/validate",
+            Some(token),
+            &json!({"manifest": manifest("agent-cli", "payment", 1000)}),
+        )
+        .await
+        .expect(200);
+    let out = cli(&["revoke", id]).output().await.expect("revoke");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -562,3 +562,73 @@ async fn an_export_streams_through_a_pipe() {
         "written in place, not replaced"
     );
 }
+
+/// Flag combinations that would check less than they seem to are refused; the data
+/// directory in the environment does not conflict with --export; an export is never
+/// written into the data directory, where it could replace the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_export_refuse_what_they_cannot_do_as_asked() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("ledger");
+    let key = build_ledger(&dir, 3).await;
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("SEALGATE_DATA_DIR", &dir)
+            .output()
+            .expect("run")
+    };
+    let cp = root.path().join("cp.txt");
+    std::fs::write(&cp, "not a checkpoint").expect("write");
+    let cp = cp.to_str().expect("utf-8");
+    for bad in [
+        &["verify", "--key", &key, "--sample", "0"][..],
+        &["verify", "--key", &key, "--sample", "3", "--checkpoint", cp],
+        &["verify", "--key", &key, "--sample", "3", "--strict"],
+        &["verify", "--key", &key, "--sample", "3", "--one-thread"],
+    ] {
+        let out = run(bad);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = run(&["verify", "--key", &key, "--sample", "3"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let inside = dir.join("ledger.db");
+    let before = std::fs::read(&inside).expect("ledger.db");
+    let out = run(&["ledger", "export", "--out", inside.to_str().expect("utf-8")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("inside the data directory"), "{stderr}");
+    assert_eq!(std::fs::read(&inside).expect("ledger.db"), before);
+
+    let file = root.path().join("export.jsonl");
+    let out = run(&["ledger", "export", "--out", file.to_str().expect("utf-8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "verify",
+        "--key",
+        &key,
+        "--export",
+        file.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
