@@ -59,10 +59,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     )?;
     let listen = settings.listen;
     let data_dir = settings.data_dir.clone();
-    let state = AppState::open(settings, Arc::new(SystemClock)).await?;
+    // Bind first: a taken port then fails before anything is created in the data
+    // directory (keys, admin token, a first ledger entry). Connections that arrive while
+    // the state opens wait in the backlog.
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
+    let state = AppState::open(settings, Arc::new(SystemClock)).await?;
     info!(listen = %listener.local_addr()?, data_dir = %data_dir.display(), "sealgate serving");
     sealgate_server::serve(listener, state, shutdown_signal())
         .await

@@ -31,7 +31,7 @@ use crate::{Screener, SecretKind};
 #[non_exhaustive]
 pub enum EvalError {
     /// The input could not be read.
-    #[error("line {line}: read failed: {source}")]
+    #[error("line {line}: read failed")]
     Read {
         /// 1-based line number.
         line: usize,

@@ -162,3 +162,35 @@ async fn restart_keeps_token_key_policy_and_ledger_and_creates_nothing_new() {
         );
     }
 }
+
+/// A taken port fails the start before anything is written: no keys, no admin token,
+/// no ledger in the data directory.
+#[test]
+fn a_taken_port_fails_before_the_data_directory_is_touched() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = root.path().join("data");
+    let out = std::process::Command::new(crate::support::BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env_remove("SEALGATE_CONFIG")
+        .env_remove("SEALGATE_DATABASE_URL")
+        .output()
+        .expect("run serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("binding 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    let created: Vec<_> = std::fs::read_dir(&data)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(created.is_empty(), "created {created:?}");
+}
