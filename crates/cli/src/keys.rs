@@ -54,10 +54,7 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                 )
                 .await?;
             if status != 201 {
-                bail!(
-                    "server answered {status}: {}",
-                    String::from_utf8_lossy(&body)
-                );
+                return Ok(refused(status, &body));
             }
             println!("{}", String::from_utf8_lossy(&body));
             Ok(ExitCode::SUCCESS)
@@ -86,13 +83,20 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                 )
                 .await?;
             if status != 204 {
-                bail!(
-                    "server answered {status}: {}",
-                    String::from_utf8_lossy(&body)
-                );
+                return Ok(refused(status, &body));
             }
             println!("revoked {id}");
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The server answered but refused: the request failed (exit 1), unlike a setup
+/// problem such as an unreachable server or a missing token file (exit 2).
+fn refused(status: u16, body: &[u8]) -> ExitCode {
+    eprintln!(
+        "error: server answered {status}: {}",
+        String::from_utf8_lossy(body)
+    );
+    ExitCode::from(1)
 }

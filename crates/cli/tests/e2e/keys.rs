@@ -153,4 +153,9 @@ async fn cli_keys_revoke_refuses_what_is_not_a_key_id() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A well-formed id the server does not know: the request fails (exit 1).
+    let out = cli(&["revoke", "key_0000"]).output().await.expect("revoke");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("server answered 404"), "{stderr}");
 }
