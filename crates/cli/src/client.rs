@@ -24,6 +24,12 @@ pub(crate) fn authority(server: &str) -> anyhow::Result<String> {
     if authority.is_empty() || authority.contains('/') {
         bail!("--server {server:?}: expected http://host:port");
     }
+    if !authority
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+    {
+        bail!("--server {server:?}: expected http://host:port, with the port");
+    }
     Ok(authority.to_owned())
 }
 
@@ -83,4 +89,36 @@ pub(crate) fn admin_token(token_file: Option<&std::path::Path>) -> anyhow::Resul
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("no SEALGATE_TOKEN set and cannot read {}", path.display()))?;
     Ok(text.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::authority;
+
+    #[test]
+    fn a_server_needs_http_a_host_and_a_port() {
+        for good in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1/",
+            "http://[::1]:8080",
+        ] {
+            assert!(authority(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "127.0.0.1:8080",
+            "https://127.0.0.1:8080",
+            "http://127.0.0.1",
+            "http://[::1]",
+            "http://:8080",
+            "http://host:99999",
+            "http://host:8080/path",
+            "http://",
+        ] {
+            assert!(authority(bad).is_err(), "{bad}");
+        }
+        let err = authority("http://127.0.0.1")
+            .expect_err("no port")
+            .to_string();
+        assert!(err.contains("with the port"), "{err}");
+    }
 }

@@ -31,7 +31,15 @@ pub(crate) fn run(cmd: ScreenCommand) -> anyhow::Result<ExitCode> {
             if !dir.is_dir() {
                 anyhow::bail!("{} is not a directory", dir.display());
             }
-            eval::secrets_report(&dir, &screener)
+            let report = eval::secrets_report(&dir, &screener);
+            if report["sources"].as_object().is_none_or(|s| s.is_empty()) {
+                anyhow::bail!(
+                    "no detector test data read from {}: {}",
+                    dir.display(),
+                    report["errors"]
+                );
+            }
+            report
         }
     };
     println!("{}", serde_json::to_string_pretty(&report)?);

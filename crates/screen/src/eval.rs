@@ -337,10 +337,15 @@ fn row_level(
 ) -> Value {
     let mut by_rule: BTreeMap<String, KindCounts> = BTreeMap::new();
     let mut not_covered: BTreeMap<String, u64> = BTreeMap::new();
+    // Rows whose label is not 0 or 1 are left out, not counted as negatives.
+    let mut unlabelled = 0u64;
     for row in rows {
         let name = row.get(name_field).and_then(Value::as_str).unwrap_or("");
         let text = row.get("text").and_then(Value::as_str).unwrap_or("");
-        let label = row.get("label").and_then(parse_label).unwrap_or(false);
+        let Some(label) = row.get("label").and_then(parse_label) else {
+            unlabelled += 1;
+            continue;
+        };
         let Some(kinds) = map(name) else {
             *not_covered.entry(name.to_owned()).or_default() += 1;
             continue;
@@ -381,6 +386,7 @@ fn row_level(
     json!({
         "by_rule": by_rule.iter().map(|(k, c)| (k.clone(), c.to_json())).collect::<Map<_, _>>(),
         "not_covered_rows": not_covered,
+        "unlabelled_rows": unlabelled,
     })
 }
 
@@ -606,6 +612,36 @@ mod tests {
         assert_eq!(
             (ip["tp"].as_u64(), ip["fp"].as_u64(), ip["fn"].as_u64()),
             (Some(1), Some(1), Some(1))
+        );
+    }
+
+    /// A row whose label is not 0 or 1 is left out and counted, not scored as a negative.
+    #[test]
+    fn detector_rows_without_a_usable_label_are_left_out() {
+        let dir = std::env::temp_dir().join(format!("sealgate-eval-labels-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rows = [
+            r#"{"detector": "jwt", "text": "no token here", "label": 0}"#,
+            r#"{"detector": "jwt", "text": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlX2J5dGVz", "label": "yes"}"#,
+            r#"{"detector": "jwt", "text": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlX2J5dGVz", "label": 7}"#,
+            r#"{"detector": "jwt", "text": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlX2J5dGVz"}"#,
+        ];
+        std::fs::write(
+            dir.join("detect_secrets_plugin_tests.jsonl"),
+            rows.join("\n"),
+        )
+        .unwrap();
+        let report = secrets_report(&dir, &screener());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            report["sources"]["detect_secrets"]["unlabelled_rows"], 3,
+            "{report}"
+        );
+        let jwt = &report["by_type"]["jwt"];
+        assert_eq!(
+            (jwt["tp"].as_u64(), jwt["fp"].as_u64(), jwt["fn"].as_u64()),
+            (Some(0), Some(0), Some(0)),
+            "{report}"
         );
     }
 
