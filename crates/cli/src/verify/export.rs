@@ -30,11 +30,11 @@ use sealgate_store_sqlite::LedgerScan;
 use serde_json::json;
 
 const FORMAT: &str = "sealgate-ledger-export/2";
+/// Checkpoints after the entries.
+const FORMAT_V1: &str = "sealgate-ledger-export/1";
 /// Longest line read. The server takes request bodies of at most 1 MiB, so no entry's
 /// line comes near this; a longer one is refused rather than held in memory.
 const MAX_LINE: u64 = 16 << 20;
-/// Checkpoints after the entries.
-const FORMAT_V1: &str = "sealgate-ledger-export/1";
 
 /// Writes the export of `scan`'s snapshot into `path`. A regular file is written
 /// atomically: into a temporary file beside it, synced, then renamed, so a failed
@@ -174,6 +174,16 @@ impl ExportFile {
             return Err(not_an_export());
         }
         let checkpoints_first = format == FORMAT;
+        let twice = || {
+            anyhow::anyhow!(
+                "{}: a {FORMAT_V1} export is read twice, so it must be a regular file that does not change",
+                path.display()
+            )
+        };
+        // Refused before the first pass, which would read a pipe to its end for nothing.
+        if !checkpoints_first && !std::fs::metadata(path)?.is_file() {
+            return Err(twice());
+        }
         let tree_size = header
             .tree_size
             .ok_or_else(|| at.error(format_args!("header without tree_size")))?;
@@ -195,12 +205,8 @@ impl ExportFile {
         if !checkpoints_first {
             // The entries come from a second pass over the same bytes.
             lines = Lines::open(path)?;
-            let same = lines.next()?.is_some_and(|(line, _)| line == header);
-            if !same || !std::fs::metadata(path)?.is_file() {
-                bail!(
-                    "{}: a {FORMAT_V1} export is read twice, so it must be a regular file that does not change",
-                    path.display()
-                );
+            if lines.next()?.is_none_or(|(line, _)| line != header) {
+                return Err(twice());
             }
         }
         Ok(ExportFile {
