@@ -4,9 +4,9 @@
 //! syntax errors and a missing `data.sealgate.decision` rule surface then, not per
 //! request. Evaluation never parses: each thread keeps its own evaluator per bundle
 //! version in a small thread-local cache (see `worker`). The fast path is regorus's
-//! RVM; the tree-walking interpreter confirms its approvals ([`Mode::Confirmed`]) and is
-//! the only evaluator when the RVM cannot compile a bundle or disagrees with the
-//! interpreter on a probe input. Both fail closed.
+//! RVM; the tree-walking interpreter confirms the approvals the RVM reached past an
+//! error it absorbed ([`Mode::Confirmed`]), and is the only evaluator when the RVM cannot
+//! compile a bundle or disagrees with the interpreter on a probe input. Both fail closed.
 //! This module does no I/O and never touches the store, the clock or the network.
 
 use std::sync::Arc;
@@ -68,11 +68,13 @@ pub enum Backend {
 /// How [`PreparedPolicy::evaluate_in`] combines the two evaluators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
-    /// The RVM decides, and every approval or approval request it gives is evaluated
-    /// again on the interpreter, whose verdict wins when they differ. The RVM treats an
-    /// error inside a rule body as "this body does not hold" (see policies/README.md),
-    /// so a deny rule that errors would not deny; the interpreter fails the evaluation
-    /// instead. Denials stay at the RVM's speed; anything else costs both.
+    /// The RVM decides; an approval or approval request it reached past an error or
+    /// conflict it absorbed is evaluated again on the interpreter, whose verdict wins
+    /// when they differ. The RVM treats an error inside a rule body as "this body does
+    /// not hold" (see policies/README.md), so a deny rule that errors would not deny;
+    /// the interpreter fails the evaluation instead. sealgate's copy of regorus counts
+    /// what the RVM absorbs (vendor/README.md), so evaluations that absorbed nothing,
+    /// the usual case for a policy that guards its types, cost the RVM alone.
     #[default]
     Confirmed,
     /// The RVM alone: errors inside rule bodies make those bodies undefined (OPA's
@@ -165,10 +167,10 @@ impl PreparedPolicy {
         // The interpreter must work; the RVM is used only if it agrees on a probe.
         let probe = probe_input();
         let reference = worker::Evaluator::new(&shared, Backend::Interpreter)
-            .and_then(|mut e| e.evaluate(probe.clone()));
+            .and_then(|mut e| e.evaluate(probe.clone()).value);
         if shared.program.is_some() {
-            let fast =
-                worker::Evaluator::new(&shared, Backend::Rvm).and_then(|mut e| e.evaluate(probe));
+            let fast = worker::Evaluator::new(&shared, Backend::Rvm)
+                .and_then(|mut e| e.evaluate(probe).value);
             match (&reference, &fast) {
                 (Ok(a), Ok(b)) if a == b => shared.backend = Backend::Rvm,
                 (Err(_), Err(_)) => shared.backend = Backend::Rvm,
@@ -222,12 +224,13 @@ impl PreparedPolicy {
             (Mode::Rvm, Backend::Rvm) => self.evaluate_rego(Backend::Rvm, input),
             (Mode::Confirmed, Backend::Rvm) => {
                 // RegoValue clones share their contents: this copies a pointer.
-                let fast = self.evaluate_rego(Backend::Rvm, input.clone());
-                if fast.outcome == Outcome::Deny {
+                let (fast, absorbed_errors) = self.evaluate_counted(Backend::Rvm, input.clone());
+                if fast.outcome == Outcome::Deny || absorbed_errors == 0 {
                     return fast;
                 }
-                // An approval, or a request for one: a swallowed error may have hidden a
-                // denial, so the interpreter has the last word.
+                // An approval, or a request for one, reached past an error or conflict
+                // the RVM absorbed: it may have hidden a denial, so the interpreter has
+                // the last word.
                 let reference = self.evaluate_rego(Backend::Interpreter, input);
                 if reference.outcome == fast.outcome {
                     fast
@@ -247,19 +250,39 @@ impl PreparedPolicy {
         }
     }
 
+    /// How many errors and conflicts the RVM absorbed evaluating `input`, where the
+    /// interpreter would have failed (see [`Mode::Confirmed`]); `None` when this bundle
+    /// does not run on the RVM or `input` cannot be converted.
+    pub fn rvm_absorbed_errors(&self, input: &serde_json::Value) -> Option<usize> {
+        if self.shared.backend != Backend::Rvm {
+            return None;
+        }
+        let input = to_rego(input).ok()?;
+        Some(worker::evaluate(&self.shared, Backend::Rvm, input).absorbed_errors)
+    }
+
     fn evaluate_rego(&self, backend: Backend, input: RegoValue) -> Verdict {
-        let result = match backend {
-            Backend::Rvm => match worker::evaluate(&self.shared, Backend::Rvm, input.clone()) {
+        self.evaluate_counted(backend, input).0
+    }
+
+    /// The verdict, and how many errors and conflicts the evaluator absorbed on the way
+    /// (only the RVM does; see [`Mode::Confirmed`]).
+    fn evaluate_counted(&self, backend: Backend, input: RegoValue) -> (Verdict, usize) {
+        let evaluation = match backend {
+            Backend::Rvm => {
+                let fast = worker::evaluate(&self.shared, Backend::Rvm, input.clone());
                 // The RVM turns errors inside rule bodies into "undefined"; an undefined
                 // decision is a denial either way, and the interpreter says why.
-                Ok(RegoValue::Undefined) => {
+                if matches!(fast.value, Ok(RegoValue::Undefined)) {
                     worker::evaluate(&self.shared, Backend::Interpreter, input)
+                } else {
+                    fast
                 }
-                other => other,
-            },
+            }
             Backend::Interpreter => worker::evaluate(&self.shared, Backend::Interpreter, input),
         };
-        verdict_from(result.map_err(|e| summarize(&e)))
+        let verdict = verdict_from(evaluation.value.map_err(|e| summarize(&e)));
+        (verdict, evaluation.absorbed_errors)
     }
 }
 

@@ -45,39 +45,65 @@ impl Evaluator {
     }
 
     /// The raw value of the decision rule for `input`.
-    pub(crate) fn evaluate(&mut self, input: RegoValue) -> Result<RegoValue, String> {
+    pub(crate) fn evaluate(&mut self, input: RegoValue) -> Evaluation {
         match self {
             Evaluator::Rvm(vm) => {
                 vm.set_input(input);
-                vm.execute().map_err(|e| e.to_string())
+                let value = vm.execute().map_err(|e| e.to_string());
+                Evaluation {
+                    value,
+                    absorbed_errors: vm.absorbed_errors(),
+                }
             }
             Evaluator::Interpreter(engine) => {
                 engine.set_input(input);
-                engine
-                    .eval_rule(DECISION_RULE.to_owned())
-                    .map_err(|e| format!("{e:#}"))
+                Evaluation {
+                    value: engine
+                        .eval_rule(DECISION_RULE.to_owned())
+                        .map_err(|e| format!("{e:#}")),
+                    // In strict mode the interpreter fails instead.
+                    absorbed_errors: 0,
+                }
             }
         }
     }
 }
 
+/// What one evaluation gave.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Evaluation {
+    /// The decision rule's value, or why there is none.
+    pub(crate) value: Result<RegoValue, String>,
+    /// Errors and conflicts the RVM absorbed where the interpreter would have failed
+    /// (vendor/README.md); always 0 for the interpreter.
+    pub(crate) absorbed_errors: usize,
+}
+
 /// Evaluates with this thread's evaluator for (`shared.version`, `backend`), building it
 /// on first use.
-pub(crate) fn evaluate(
-    shared: &Shared,
-    backend: Backend,
-    input: RegoValue,
-) -> Result<RegoValue, String> {
+pub(crate) fn evaluate(shared: &Shared, backend: Backend, input: RegoValue) -> Evaluation {
     let mut evaluator = match take(&shared.version, backend) {
         Some(evaluator) => evaluator,
-        None => Evaluator::new(shared, backend)?,
+        None => match Evaluator::new(shared, backend) {
+            Ok(evaluator) => evaluator,
+            Err(e) => return Evaluation::failed(e),
+        },
     };
     match catch_unwind(AssertUnwindSafe(|| evaluator.evaluate(input))) {
-        Ok(result) => {
+        Ok(evaluation) => {
             put(shared.version.clone(), backend, evaluator);
-            result
+            evaluation
         }
-        Err(_) => Err("the policy evaluator panicked".to_owned()),
+        Err(_) => Evaluation::failed("the policy evaluator panicked".to_owned()),
+    }
+}
+
+impl Evaluation {
+    fn failed(why: String) -> Self {
+        Evaluation {
+            value: Err(why),
+            absorbed_errors: 0,
+        }
     }
 }
 

@@ -32,9 +32,9 @@ pub struct Settings {
     /// Field-level redaction before entries are written (config file only).
     pub redaction: Option<Redaction>,
     /// How policies are evaluated (config file only): `confirmed` (default: the RVM,
-    /// with every approval confirmed on the interpreter), `rvm` (faster approvals; an
-    /// error inside a rule body makes that body undefined, so a deny rule that errors
-    /// does not deny) or `interpreter`.
+    /// with every approval it reached past an absorbed error confirmed on the
+    /// interpreter), `rvm` (no confirmation; an error inside a rule body makes that
+    /// body undefined, so a deny rule that errors does not deny) or `interpreter`.
     pub policy_evaluation: PolicyMode,
 }
 

@@ -43,7 +43,7 @@ fn junk() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn manifest_input() -> impl Strategy<Value = Value> {
+pub(crate) fn manifest_input() -> impl Strategy<Value = Value> {
     (
         prop_oneof![
             Just(json!("payment")),

@@ -67,8 +67,9 @@ fn a_failing_builtin_in_a_deny_rule_denies_on_the_interpreter() {
 /// Pins a regorus 0.14 RVM limitation (see policies/README.md): an error inside a rule
 /// body makes that body fail instead of failing the evaluation, even with strict
 /// builtin errors. So a deny rule that can error is skipped on the RVM alone, which is
-/// why `Mode::Confirmed` (the default) evaluates every RVM approval again on the
-/// interpreter. If regorus changes this, this test fails and the note can go.
+/// why `Mode::Confirmed` (the default) evaluates an RVM approval that absorbed an error
+/// again on the interpreter. If regorus changes this, this test fails and the note can
+/// go.
 #[test]
 fn rvm_alone_skips_a_rule_body_that_errors() {
     let p = policy(

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod absorbed;
 mod backends;
 mod combine;
 mod fail_closed;
