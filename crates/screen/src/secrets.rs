@@ -382,7 +382,7 @@ const SPECS: &[Spec] = &[
         pattern: r#"["'`]([^"'`\n]{1,200})["'`][ \t]*(?:!==?|===?)[ \t]*[A-Za-z_][A-Za-z0-9_]{0,40}"# },
     Spec { kind: SecretKind::Password, group: 1, validate: assigned_bare_value,
         gate: Gate::Anchors(&[BARE_CREDENTIAL_WORDS]),
-        pattern: r#"(?i)(?:pass|pwd|secret|api_?key|apikey|access_?key|private_?key|token|credential)[a-z0-9_]{0,30}(?:\[\d*\])?["'\]]?[ \t]*(?::=|=|:)[ \t]*([^\s"'`,;]{6,200})"# },
+        pattern: r#"(?i)(?:pass|pwd|secret|api_?key|apikey|access_?key|private_?key|token|credential)[a-z0-9_]{0,30}(?:\[\d*\])?["'\]]?[ \t]*(?::=|=|:)[ \t]*((?:[^\s"'`,;]|,[^\s"'`,;]){6,200})"# },
     Spec { kind: SecretKind::Iban, group: 0, validate: iban,
         gate: Gate::Runs { class: iban_class, seed: iban_seed, pad: 0,
             trigger: Trigger::Digit },
@@ -777,8 +777,43 @@ fn plausible_value(v: &str) -> bool {
         && v.chars().any(char::is_alphanumeric)
         && !NON_SECRET_VALUES.contains(&lower.as_str())
         && !STAND_IN_MARKERS.iter().any(|m| lower.contains(m))
+        && !names_a_credential(v)
+        && !PUBLISHED_KEYS.contains(&v)
         && !v.chars().all(|c| c.is_ascii_digit())
 }
+
+/// Words that name a credential rather than being one.
+const CREDENTIAL_NOUNS: &[&str] = &[
+    "key",
+    "apikey",
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "credential",
+    "credentials",
+];
+
+/// A value that only names the credential it stands in for (`real_key`,
+/// `your-api-key`, `db_password`): lower-case words joined by `_` or `-`,
+/// one of them a credential noun. The same idea as `your_password` in
+/// [`NON_SECRET_VALUES`], for any such phrase.
+fn names_a_credential(v: &str) -> bool {
+    let mut words = v.split(['_', '-']);
+    v.contains(['_', '-'])
+        && words
+            .clone()
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && words.any(|w| CREDENTIAL_NOUNS.contains(&w))
+}
+
+/// Keys that are public on purpose and appear in countless public files, so
+/// reporting them only trains people to ignore the report: the search-only
+/// key of the npm registry's Algolia index, which yarn and many docs sites
+/// embed (gitleaks carries it as a stop word, yarnpkg/berry#6201).
+const PUBLISHED_KEYS: &[&str] = &["6fe4476ee5a1832882e326b506d14126"];
 
 /// A bare value that looks like a credential rather than a word, path or
 /// call: letters with digits, mixed case or symbols, and some entropy.
@@ -1695,7 +1730,26 @@ pub(crate) fn is_credential_key(key: &str) -> bool {
         || k.starts_with("max_")
         || k.starts_with("num_")
         || k.contains("tokens");
-    hit && !descriptive && !is_public_by_design(&k)
+    hit && !descriptive && !names_a_secret_store(&k) && !is_public_by_design(&k)
+}
+
+/// Names (snake_case, lower case) of the place secrets are kept rather than
+/// of a secret: `secret_store`, `secrets_manager`, `keyVaultToStoreSecrets`
+/// (its value is a vault's name). A credential kept there still counts:
+/// `vault_token`, `keystore_password` end in the credential they hold.
+fn names_a_secret_store(k: &str) -> bool {
+    let store = |w: &str| {
+        matches!(
+            w,
+            "vault" | "keyvault" | "store" | "keystore" | "manager" | "backend" | "engine"
+        )
+    };
+    let mut words = k.split('_').filter(|w| !w.is_empty());
+    let Some(last) = words.next_back() else {
+        return false;
+    };
+    store(last)
+        || (words.any(store) && matches!(last, "secrets" | "credentials" | "keys" | "passwords"))
 }
 
 #[cfg(test)]
@@ -2168,6 +2222,36 @@ mod tests {
             r#"publicToken = "9Cnzj4p4WGeKLs1Pt8QuKUpRKfFLfRYC9AIKjbJTWit""#,
             SecretKind::Password
         ));
+        assert!(!has(
+            r#"apiKey: "6fe4476ee5a1832882e326b506d14126","#,
+            SecretKind::Password
+        ));
+        assert!(has(
+            r#"apiKey: "6fe4476ee5a1832882e326b506d14127","#,
+            SecretKind::Password
+        ));
+        // A bare value runs on through a comma that does not end a list item.
+        assert!(has("secrete = A,.:-¨@*¿?!", SecretKind::Password));
+        assert!(has("db_pass := Xq7,Lm2!pR9", SecretKind::Password));
+        assert!(!has(
+            "password_rules: upper, lower, digit",
+            SecretKind::Password
+        ));
+        // A value that names the credential it stands in for is not one.
+        for stand_in in [
+            r#"password: "real_key""#,
+            r#"api_key = "your-api-key""#,
+            r#"token = 'my_github_token'"#,
+        ] {
+            assert!(!has(stand_in, SecretKind::Password), "{stand_in}");
+        }
+        for value in [
+            r#"password: "real_key_7""#,
+            r#"password: "correct-horse-battery""#,
+            r#"api_key = "Key_Of_Mine""#,
+        ] {
+            assert!(has(value, SecretKind::Password), "{value}");
+        }
         let csrf = "csrf-token=Mj2qykJO5rELyHgezQ69nzUX0i3OH67V7+V4eUrLfpuyOuxmiW9rhROG/Whikle15syazJOkrjJa3U2AbhIvUw==";
         assert!(kinds(csrf).is_empty(), "{:?}", kinds(csrf));
     }
@@ -2184,6 +2268,14 @@ mod tests {
         assert!(!is_credential_key("publicToken"));
         assert!(!is_credential_key("stripe_publishable_key"));
         assert!(!is_credential_key("csrf-token"));
+        // Where secrets are kept, not a secret; a credential kept there still is one.
+        assert!(!is_credential_key("keyVaultToStoreSecrets"));
+        assert!(!is_credential_key("secret_store"));
+        assert!(!is_credential_key("AWS_SECRETS_MANAGER"));
+        assert!(is_credential_key("vault_token"));
+        assert!(is_credential_key("ansible_vault_password"));
+        assert!(is_credential_key("keystore_password"));
+        assert!(is_credential_key("credentials"));
         assert!(is_credential_key(
             "char secrete".rsplit(' ').next().unwrap()
         ));
