@@ -88,6 +88,9 @@ pub(crate) fn admin_token(token_file: Option<&std::path::Path>) -> anyhow::Resul
         .unwrap_or_else(|| "./sealgate-data/admin-token".into());
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("no SEALGATE_TOKEN set and cannot read {}", path.display()))?;
+    // As the server refuses its own key files: a token others can read is refused,
+    // not used (ssh does the same with private keys).
+    sealgate_server::keystore::check_private(&path)?;
     Ok(text.trim().to_owned())
 }
 

@@ -24,7 +24,6 @@ use anyhow::{bail, Context};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use clap::Args;
-use rand::Rng;
 use sealgate_ledger::{
     inclusion_plan, leaf_hash, verify_inclusion, Checkpoint, Frontier, Hash, NodeId, NoteSigner,
     NoteVerifier, EMPTY_ROOT,
@@ -59,7 +58,7 @@ pub(crate) struct VerifyArgs {
     /// A signed checkpoint you trust (kept from earlier); the ledger must extend it.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// Check only N (at least 1) random entries of a data directory, each with an
+    /// Check only N (at least 1) distinct random entries of a data directory, each with an
     /// inclusion proof against the latest stored checkpoint. A spot check: it does not
     /// compare a trusted checkpoint, so it cannot see a rollback; run the full check.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..),
@@ -159,7 +158,7 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let verifier = trusted_key(&args, &source, dir.as_deref())?;
     let outcome = match (args.sample, &source) {
-        (Some(n), Source::Store(store)) => sample(store, &verifier, n).await?,
+        (Some(n), Source::Store(store)) => sample(store, &verifier, n).await,
         _ => {
             let threads = if args.one_thread { 1 } else { 2 };
             full(
@@ -169,9 +168,10 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 args.strict,
                 threads,
             )
-            .await?
+            .await
         }
     };
+    let outcome = corrupt_is_tampering(outcome)?;
     match outcome {
         Ok(summary) => {
             println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -185,6 +185,21 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             eprintln!("TAMPERING DETECTED: {what}");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// A store that holds values sealgate never writes (an entry's bytes stored as a
+/// number) was changed behind sealgate's back: that is tampering (exit 1), not a
+/// failure to check (exit 2).
+fn corrupt_is_tampering(
+    outcome: anyhow::Result<Result<Value, Tamper>>,
+) -> anyhow::Result<Result<Value, Tamper>> {
+    match outcome {
+        Err(e) => match e.downcast_ref::<sealgate_store::StoreError>() {
+            Some(sealgate_store::StoreError::Corrupt(what)) => Ok(Err(Tamper(what.clone()))),
+            _ => Err(e),
+        },
+        ok => ok,
     }
 }
 
@@ -894,11 +909,21 @@ async fn sample(
     }
     let mut rng = rand::thread_rng();
     let mut checked = 0;
-    for _ in 0..n.min(size) {
-        let index = rng.gen_range(0..size);
+    // Distinct entries: `--sample N` checks N different ones (all of them when N is at
+    // least the checkpoint's size).
+    let picks = usize::try_from(n.min(size)).context("--sample is larger than memory")?;
+    let size_usize = usize::try_from(size).context("the ledger is larger than memory")?;
+    for index in rand::seq::index::sample(&mut rng, size_usize, picks) {
+        let index = index as u64;
         let entry = store
             .range(index, index + 1)
-            .await?
+            .await
+            .map_err(|e| match e {
+                sealgate_store::StoreError::Corrupt(what) => {
+                    sealgate_store::StoreError::Corrupt(format!("entry {index}: {what}"))
+                }
+                e => e,
+            })?
             .pop()
             .context("entry vanished")?;
         let leaf = leaf_hash(&entry.canonical);

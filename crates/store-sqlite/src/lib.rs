@@ -176,6 +176,11 @@ fn map_err(e: rusqlite::Error) -> StoreError {
             ConstraintViolation => StoreError::Conflict(e.to_string()),
             _ => StoreError::Backend(e.to_string()),
         },
+        // A column holding a type or size sealgate never writes: the data was changed
+        // outside sealgate (the triggers dropped), not a fault of the backend.
+        rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt(e.to_string()),
         _ => StoreError::Backend(e.to_string()),
     }
 }
@@ -247,10 +252,19 @@ fn checkpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCheckpoint> {
 }
 
 fn stored_entry(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredEntry> {
+    // Bytes stored as TEXT are the same bytes: read them as the full scan does, so a
+    // spot check and a full check judge the entry alike (by its hash).
+    let bytes = |i: usize, name: &str| -> rusqlite::Result<Vec<u8>> {
+        let value = row.get_ref(i)?;
+        value
+            .as_bytes()
+            .map(<[u8]>::to_vec)
+            .map_err(|_| rusqlite::Error::InvalidColumnType(i, name.into(), value.data_type()))
+    };
     Ok(StoredEntry {
         index: row.get::<_, i64>(at)? as u64,
-        canonical: row.get(at + 1)?,
-        leaf_hash: hash32(row.get(at + 2)?)?,
+        canonical: bytes(at + 1, "canonical")?,
+        leaf_hash: hash32(bytes(at + 2, "leaf_hash")?)?,
     })
 }
 

@@ -85,8 +85,8 @@ impl LedgerScan {
         let mut handed = 0;
         while let Some(row) = rows.next().map_err(map_err)? {
             let index = row.get::<_, i64>(0).map_err(map_err)? as u64;
-            let canonical = bytes(row, 1, "canonical")?;
-            let leaf_hash = bytes(row, 2, "leaf_hash")?;
+            let canonical = bytes(row, 1, || format!("entry {index}'s canonical bytes"))?;
+            let leaf_hash = bytes(row, 2, || format!("entry {index}'s leaf hash"))?;
             handed += 1;
             if each(index, canonical, leaf_hash).is_break() {
                 break;
@@ -116,7 +116,10 @@ impl LedgerScan {
             .map_err(map_err)?;
         while let Some(row) = rows.next().map_err(map_err)? {
             let index = row.get::<_, i64>(0).map_err(map_err)? as u64;
-            each(index, bytes(row, 1, "hash")?);
+            each(
+                index,
+                bytes(row, 1, || format!("tree node {level}/{index}'s hash"))?,
+            );
         }
         Ok(())
     }
@@ -127,11 +130,21 @@ fn clamp(index: u64) -> i64 {
 }
 
 /// A BLOB (or TEXT) column's bytes, borrowed from the row.
-fn bytes<'r>(row: &'r rusqlite::Row<'_>, at: usize, name: &str) -> Result<&'r [u8], StoreError> {
-    row.get_ref(at)
-        .map_err(map_err)?
-        .as_bytes()
-        .map_err(|e| StoreError::Backend(format!("{name}: {e}")))
+/// Column `at` of `row` as bytes (BLOB or TEXT); any other type is a value sealgate
+/// never writes, named by `what`.
+fn bytes<'r>(
+    row: &'r rusqlite::Row<'_>,
+    at: usize,
+    what: impl FnOnce() -> String,
+) -> Result<&'r [u8], StoreError> {
+    let value = row.get_ref(at).map_err(map_err)?;
+    value.as_bytes().map_err(|_| {
+        StoreError::Corrupt(format!(
+            "{}: stored as {}, not as bytes (changed outside sealgate)",
+            what(),
+            value.data_type()
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -31,7 +31,12 @@ pub enum StoreError {
     /// The store cannot be reached right now; retrying later may work. Fail closed.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// Anything else: a bug, corrupt data, a constraint we did not expect.
+    /// The store holds a value of a kind sealgate never writes (an entry's bytes stored
+    /// as a number, a hash of the wrong length): someone changed the data behind the
+    /// backend's back. `sealgate verify` reports it as tampering.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// Anything else: a bug, a constraint we did not expect.
     #[error("store error: {0}")]
     Backend(String),
 }

@@ -101,6 +101,44 @@ async fn cli_keys_create_prints_a_working_agent_token() {
     assert_eq!(r.json["approved"], json!(true), "{}", r.text);
 }
 
+/// A token file that others can read is refused, as the server refuses its own key
+/// files: the CLI does not send a token that may already have leaked.
+#[tokio::test]
+async fn cli_refuses_a_token_file_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, &server.admin_token).unwrap();
+    let create = |file: &std::path::Path| {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.args(["keys", "create", "--role", "agent", "--server"])
+            .arg(&server.base)
+            .arg("--token-file")
+            .arg(file)
+            .env_remove("SEALGATE_TOKEN")
+            .env_remove("SEALGATE_SERVER");
+        cmd
+    };
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = create(&file).output().await.expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert!(
+        !stderr.contains(&server.admin_token),
+        "the token leaked: {stderr}"
+    );
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = create(&file).output().await.expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `keys revoke` sends the id as a path segment: an id with `?` or `#` would revoke a
 /// different key than the one it names, so anything but a key id is refused unsent.
 #[tokio::test]

@@ -345,6 +345,27 @@ async fn verify_catches_every_tamper_drill() {
         "{text}"
     );
 
+    // 6. An entry's bytes stored as TEXT are the same bytes: both checks pass them.
+    // Stored as a number they are gone: tampering (1) for the full check and the
+    // sample alike, not a failure to check (2).
+    let (dir, conn) = tampered_copy(&pristine, "storage-class");
+    conn.execute(
+        "UPDATE entries SET canonical = CAST(canonical AS TEXT) WHERE idx = 3",
+        [],
+    )
+    .expect("as text");
+    let (code, text) = verify(&dir, &key);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = verify_with(&dir, &key, &["--sample", "64"]);
+    assert_eq!(code, 0, "{text}");
+    conn.execute("UPDATE entries SET canonical = 42 WHERE idx = 4", [])
+        .expect("as a number");
+    for extra in [&[][..], &["--one-thread"], &["--sample", "64"]] {
+        let (code, text) = verify_with(&dir, &key, extra);
+        assert_eq!(code, 1, "{extra:?}: {text}");
+        assert!(text.contains("entry 4"), "{extra:?}: {text}");
+    }
+
     // Usage errors are 2, not 1.
     let out = Command::new(BIN)
         .arg("verify")
