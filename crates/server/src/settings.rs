@@ -120,6 +120,14 @@ struct FileSettings {
     redis_url: Option<toml::Value>,
 }
 
+/// `line L, column C` (both from 1, the column in characters) of byte `at` in `text`.
+fn position(text: &str, at: usize) -> String {
+    let before = &text[..text.floor_char_boundary(at.min(text.len()))];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("cannot read config file {path}")]
@@ -141,9 +149,14 @@ impl Settings {
                 path: path.to_owned(),
                 source,
             })?;
+            // The message and where, never the offending line itself: it may hold a
+            // database password.
             let f: FileSettings = toml::from_str(&text).map_err(|e| SettingsError::Parse {
                 path: path.to_owned(),
-                message: e.message().to_owned(),
+                message: match e.span() {
+                    Some(span) => format!("{}: {}", position(&text, span.start), e.message()),
+                    None => e.message().to_owned(),
+                },
             })?;
             if f.redis_url.is_some() {
                 return Err(SettingsError::Invalid {
@@ -477,6 +490,17 @@ mod tests {
             Settings::load(Some(&path), Overrides::default()),
             Err(SettingsError::Parse { .. })
         ));
+        // Where, without the line: it may hold a password.
+        std::fs::write(
+            &path,
+            "database_url = \"postgres://u:hunter2@h/db\"\nmax_batch = \"many\"\n",
+        )
+        .expect("write");
+        let e = Settings::load(Some(&path), Overrides::default())
+            .expect_err("a string for a number")
+            .to_string();
+        assert!(e.contains("line 2, column 13"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
         let bad = Overrides {
             seal_ttl_secs: Some(0),
             ..Default::default()
