@@ -82,9 +82,18 @@ pub(crate) struct ExportArgs {
     out: Option<PathBuf>,
 }
 
-/// What was found wrong: the first problem, with the index it concerns.
+/// What was found wrong: the first problem, with the index it concerns. Also an
+/// error, for a reader that finds it deep inside a read ([`corrupt_is_tampering`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Tamper(String);
+
+impl std::fmt::Display for Tamper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Tamper {}
 
 const CHUNK: u64 = 8192;
 
@@ -189,14 +198,18 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A store that holds values sealgate never writes (an entry's bytes stored as a
-/// number) was changed behind sealgate's back: that is tampering (exit 1), not a
-/// failure to check (exit 2).
+/// number) was changed behind sealgate's back, and an export cut in the middle of a
+/// line lost its end: that is tampering (exit 1), not a failure to check (exit 2).
 fn corrupt_is_tampering(
     outcome: anyhow::Result<Result<Value, Tamper>>,
 ) -> anyhow::Result<Result<Value, Tamper>> {
     match outcome {
-        Err(e) => match e.downcast_ref::<sealgate_store::StoreError>() {
-            Some(sealgate_store::StoreError::Corrupt(what)) => Ok(Err(Tamper(what.clone()))),
+        Err(e) => match (
+            e.downcast_ref::<sealgate_store::StoreError>(),
+            e.downcast_ref::<Tamper>(),
+        ) {
+            (Some(sealgate_store::StoreError::Corrupt(what)), _) => Ok(Err(Tamper(what.clone()))),
+            (_, Some(t)) => Ok(Err(t.clone())),
             _ => Err(e),
         },
         ok => ok,
@@ -1159,7 +1172,7 @@ mod tests {
     /// The full check of the export at `path`, on one thread.
     async fn check_export(path: &Path) -> anyhow::Result<Result<Value, Tamper>> {
         let mut source = Source::Export(ExportFile::open(path)?);
-        full(&mut source, &signer().verifier(), None, false, 1).await
+        corrupt_is_tampering(full(&mut source, &signer().verifier(), None, false, 1).await)
     }
 
     fn lines(path: &Path) -> Vec<String> {
@@ -1248,6 +1261,19 @@ mod tests {
             t.0,
             "entries 19..20 are missing: the ledger declares 20 but holds 19"
         );
+
+        // Cut in the middle of the last line: the same finding, not a malformed file.
+        let bytes = whole.join("\n");
+        std::fs::write(&path, &bytes[..bytes.len() - 30]).expect("write");
+        let t = check_export(&path).await.expect("reads").expect_err("cut");
+        assert!(
+            t.0.ends_with("the export ends in the middle of a line: it was cut short"),
+            "{}",
+            t.0
+        );
+        // A last line without its line ending that is whole is still read.
+        std::fs::write(&path, &bytes).expect("write");
+        check_export(&path).await.expect("reads").expect("whole");
 
         for extra_index in [20, 25] {
             let mut grown = whole.clone();

@@ -27,6 +27,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use sealgate_ledger::Hash;
 use sealgate_store_sqlite::LedgerScan;
+
+use super::Tamper;
 use serde_json::json;
 
 const FORMAT: &str = "sealgate-ledger-export/2";
@@ -265,6 +267,8 @@ struct Place {
     path: PathBuf,
     /// From 1; 0 before the first line.
     number: u64,
+    /// The line is the file's last and has no line ending: the file may be cut short.
+    unterminated: bool,
 }
 
 impl Lines {
@@ -277,6 +281,7 @@ impl Lines {
             at: Place {
                 path: path.to_owned(),
                 number: 0,
+                unterminated: false,
             },
         })
     }
@@ -295,12 +300,14 @@ impl Lines {
             return Ok(None);
         }
         self.at.number += 1;
-        if read as u64 > MAX_LINE && self.buf.last() != Some(&b'\n') {
+        let terminated = self.buf.last() == Some(&b'\n');
+        if read as u64 > MAX_LINE && !terminated {
             return Err(self.at.error(format_args!(
                 "a line longer than {} MiB: not an export line",
                 MAX_LINE >> 20
             )));
         }
+        self.at.unterminated = !terminated;
         Ok(Some((trim_line_end(&self.buf), &self.at)))
     }
 
@@ -321,8 +328,18 @@ impl Place {
     }
 
     fn parse<'a>(&self, line: &'a [u8]) -> anyhow::Result<Line<'a>> {
-        serde_json::from_slice(line)
-            .map_err(|e| self.error(format_args!("not an export line ({e})")))
+        serde_json::from_slice(line).map_err(|e| {
+            if self.unterminated && e.is_eof() {
+                // A file cut in the middle of its last line lost what followed: the same
+                // finding as one cut at a line boundary, not a malformed file.
+                return anyhow::Error::new(Tamper(format!(
+                    "{}:{}: the export ends in the middle of a line: it was cut short",
+                    self.path.display(),
+                    self.number
+                )));
+            }
+            self.error(format_args!("not an export line ({e})"))
+        })
     }
 
     fn note(&self, line: Line<'_>) -> anyhow::Result<String> {
