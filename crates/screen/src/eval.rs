@@ -397,6 +397,7 @@ fn presidio(
 ) -> Value {
     let mut local: BTreeMap<&'static str, KindCounts> = BTreeMap::new();
     let mut not_covered: BTreeMap<String, u64> = BTreeMap::new();
+    let mut malformed = 0u64;
     for row in rows {
         let text = row.get("text").and_then(Value::as_str).unwrap_or("");
         let types: Vec<&str> = row
@@ -412,18 +413,26 @@ fn presidio(
             *not_covered.entry(key).or_default() += 1;
             continue;
         };
-        let expected: Vec<(usize, usize)> = row
-            .get("expected_spans")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| {
-                        let s = s.as_array()?;
-                        Some((s.first()?.as_u64()? as usize, s.get(1)?.as_u64()? as usize))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        // A span must be `[start, end)` with start < end; a row with any other is left
+        // out and counted, not scored (an inverted span would overlap anything).
+        let spans: Option<Vec<(usize, usize)>> = match row.get("expected_spans") {
+            None | Some(Value::Null) => Some(Vec::new()),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|s| match s.as_array().map(Vec::as_slice) {
+                    Some([start, end]) => {
+                        let (start, end) = (start.as_u64()? as usize, end.as_u64()? as usize);
+                        (start < end).then_some((start, end))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            Some(_) => None,
+        };
+        let Some(expected) = spans else {
+            malformed += 1;
+            continue;
+        };
         // Byte offsets → code point offsets.
         let predicted: Vec<(usize, usize)> = screener
             .find_secrets(text)
@@ -469,6 +478,7 @@ fn presidio(
     json!({
         "by_type": local.iter().map(|(k, c)| ((*k).to_owned(), c.to_json())).collect::<Map<_, _>>(),
         "not_covered_rows": not_covered,
+        "malformed_span_rows": malformed,
     })
 }
 
@@ -612,6 +622,41 @@ mod tests {
         assert_eq!(
             (ip["tp"].as_u64(), ip["fp"].as_u64(), ip["fn"].as_u64()),
             (Some(1), Some(1), Some(1))
+        );
+    }
+
+    /// A row with an inverted or malformed span is left out and counted: `[5, 1]` would
+    /// otherwise overlap any prediction and score as found.
+    #[test]
+    fn presidio_rows_with_malformed_spans_are_left_out() {
+        let dir = std::env::temp_dir().join(format!("sealgate-eval-spans-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rows = [
+            r#"{"text": "mail a@example.com now", "expected_spans": [[5, 1]], "entity_types": ["EMAIL_ADDRESS"]}"#,
+            r#"{"text": "mail a@example.com now", "expected_spans": [[5]], "entity_types": ["EMAIL_ADDRESS"]}"#,
+            r#"{"text": "mail a@example.com now", "expected_spans": [[5, "x"]], "entity_types": ["EMAIL_ADDRESS"]}"#,
+            r#"{"text": "mail a@example.com now", "expected_spans": [[5, 18]], "entity_types": ["EMAIL_ADDRESS"]}"#,
+        ];
+        std::fs::write(
+            dir.join("presidio_analyzer_recognizer_tests.jsonl"),
+            rows.join("\n"),
+        )
+        .unwrap();
+        let report = secrets_report(&dir, &screener());
+        std::fs::remove_dir_all(&dir).unwrap();
+        let email = &report["by_type"]["email"];
+        assert_eq!(
+            (
+                email["tp"].as_u64(),
+                email["fp"].as_u64(),
+                email["fn"].as_u64()
+            ),
+            (Some(1), Some(0), Some(0)),
+            "{report}"
+        );
+        assert_eq!(
+            report["sources"]["presidio"]["malformed_span_rows"], 3,
+            "{report}"
         );
     }
 
