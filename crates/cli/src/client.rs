@@ -88,9 +88,14 @@ pub(crate) fn admin_token(token_file: Option<&std::path::Path>) -> anyhow::Resul
         .unwrap_or_else(|| "./sealgate-data/admin-token".into());
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("no SEALGATE_TOKEN set and cannot read {}", path.display()))?;
-    // As the server refuses its own key files: a token others can read is refused,
-    // not used (ssh does the same with private keys).
-    sealgate_server::keystore::check_private(&path)?;
+    // A token others can read may already have leaked: say so, as psql does for a
+    // loose .pgpass. Not refused: secret volumes (Kubernetes, Docker) are often 0644
+    // or 0444 and read-only, and the file is the operator's, not sealgate's.
+    if let Err(e) = sealgate_server::keystore::check_private(&path) {
+        eprintln!(
+            "warning: {e:#}; or pass the token in SEALGATE_TOKEN. Anyone who can read it can act as admin."
+        );
+    }
     Ok(text.trim().to_owned())
 }
 

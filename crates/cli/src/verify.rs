@@ -157,30 +157,9 @@ fn refuse_inside(dir: &Path, out: &Path) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let (mut source, dir) = match (&args.export, &args.server) {
-        (Some(path), _) => (Source::Export(ExportFile::open(path)?), None),
-        (None, Some(server)) => (Source::Server(ServerLog::open(server).await?), None),
-        (None, None) => {
-            let dir = data_dir(args.data_dir.clone());
-            (Source::Store(open_store(&dir)?), Some(dir))
-        }
-    };
-    let verifier = trusted_key(&args, &source, dir.as_deref())?;
-    let outcome = match (args.sample, &source) {
-        (Some(n), Source::Store(store)) => sample(store, &verifier, n).await,
-        _ => {
-            let threads = if args.one_thread { 1 } else { 2 };
-            full(
-                &mut source,
-                &verifier,
-                args.checkpoint.as_deref(),
-                args.strict,
-                threads,
-            )
-            .await
-        }
-    };
-    let outcome = corrupt_is_tampering(outcome)?;
+    // Opening an export reads its header and checkpoints (a /1 export, all of it), so
+    // what it finds is judged like what the check finds.
+    let outcome = corrupt_is_tampering(check(&args).await)?;
     match outcome {
         Ok(summary) => {
             println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -193,6 +172,33 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             );
             eprintln!("TAMPERING DETECTED: {what}");
             Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Opens the source `args` name and checks it: in full, or a sample of a data directory.
+async fn check(args: &VerifyArgs) -> anyhow::Result<Result<Value, Tamper>> {
+    let (mut source, dir) = match (&args.export, &args.server) {
+        (Some(path), _) => (Source::Export(ExportFile::open(path)?), None),
+        (None, Some(server)) => (Source::Server(ServerLog::open(server).await?), None),
+        (None, None) => {
+            let dir = data_dir(args.data_dir.clone());
+            (Source::Store(open_store(&dir)?), Some(dir))
+        }
+    };
+    let verifier = trusted_key(args, &source, dir.as_deref())?;
+    match (args.sample, &source) {
+        (Some(n), Source::Store(store)) => sample(store, &verifier, n).await,
+        _ => {
+            let threads = if args.one_thread { 1 } else { 2 };
+            full(
+                &mut source,
+                &verifier,
+                args.checkpoint.as_deref(),
+                args.strict,
+                threads,
+            )
+            .await
         }
     }
 }
@@ -946,11 +952,18 @@ async fn sample(
             ))));
         }
         let plan = inclusion_plan(index, size)?;
-        let ok = sealgate_store::assemble(store, &plan)
-            .await
-            .map(|p| verify_inclusion(&leaf, index, size, &p, &latest.root).is_ok())
-            .unwrap_or(false);
-        if !ok {
+        // Nodes missing or unreadable are a damaged ledger; a store that cannot be read
+        // right now (busy, I/O) is a failure to check, not tampering.
+        let proof = match sealgate_store::assemble(store, &plan).await {
+            Ok(proof) => proof,
+            Err(sealgate_store::StoreError::Corrupt(what)) => {
+                return Ok(Err(Tamper(format!(
+                    "entry {index}: its inclusion proof cannot be read: {what}"
+                ))))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if verify_inclusion(&leaf, index, size, &proof, &latest.root).is_err() {
             return Ok(Err(Tamper(format!(
                 "entry {index}: no valid inclusion proof in the checkpointed tree of {size}"
             ))));
@@ -1171,8 +1184,13 @@ mod tests {
 
     /// The full check of the export at `path`, on one thread.
     async fn check_export(path: &Path) -> anyhow::Result<Result<Value, Tamper>> {
-        let mut source = Source::Export(ExportFile::open(path)?);
-        corrupt_is_tampering(full(&mut source, &signer().verifier(), None, false, 1).await)
+        corrupt_is_tampering(
+            async {
+                let mut source = Source::Export(ExportFile::open(path)?);
+                full(&mut source, &signer().verifier(), None, false, 1).await
+            }
+            .await,
+        )
     }
 
     fn lines(path: &Path) -> Vec<String> {
@@ -1274,6 +1292,17 @@ mod tests {
         // A last line without its line ending that is whole is still read.
         std::fs::write(&path, &bytes).expect("write");
         check_export(&path).await.expect("reads").expect("whole");
+        // Cut inside the checkpoints, which are read when the file is opened.
+        let second_line_end = bytes.find('\n').expect("a header line") + 1;
+        let cut =
+            second_line_end + (bytes[second_line_end..].find('\n').expect("a second line") / 2);
+        std::fs::write(&path, &bytes[..cut]).expect("write");
+        let t = check_export(&path).await.expect("reads").expect_err("cut");
+        assert!(t.0.contains("cut short"), "{}", t.0);
+        // Trailing blanks lost nothing: a malformed file (exit 2), not a cut one.
+        std::fs::write(&path, format!("{bytes}\n  ")).expect("write");
+        let e = check_export(&path).await.expect_err("malformed");
+        assert!(e.to_string().contains("not an export line"), "{e}");
 
         for extra_index in [20, 25] {
             let mut grown = whole.clone();

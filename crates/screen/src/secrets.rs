@@ -382,7 +382,7 @@ const SPECS: &[Spec] = &[
         pattern: r#"["'`]([^"'`\n]{1,200})["'`][ \t]*(?:!==?|===?)[ \t]*[A-Za-z_][A-Za-z0-9_]{0,40}"# },
     Spec { kind: SecretKind::Password, group: 1, validate: assigned_bare_value,
         gate: Gate::Anchors(&[BARE_CREDENTIAL_WORDS]),
-        pattern: r#"(?i)(?:pass|pwd|secret|api_?key|apikey|access_?key|private_?key|token|credential)[a-z0-9_]{0,30}(?:\[\d*\])?["'\]]?[ \t]*(?::=|=|:)[ \t]*((?:[^\s"'`,;]|,[^\s"'`,;]){6,200})"# },
+        pattern: r#"(?i)(?:pass|pwd|secret|api_?key|apikey|access_?key|private_?key|token|credential)[a-z0-9_]{0,30}(?:\[\d*\])?["'\]]?[ \t]*(?::=|=|:)[ \t]*((?:[^\s"'`,;]|,[^\s\w"'`,;]){6,200})"# },
     Spec { kind: SecretKind::Iban, group: 0, validate: iban,
         gate: Gate::Runs { class: iban_class, seed: iban_seed, pad: 0,
             trigger: Trigger::Digit },
@@ -796,17 +796,27 @@ const CREDENTIAL_NOUNS: &[&str] = &[
     "credentials",
 ];
 
-/// A value that only names the credential it stands in for (`real_key`,
-/// `your-api-key`, `db_password`): lower-case words joined by `_` or `-`,
-/// one of them a credential noun. The same idea as `your_password` in
-/// [`NON_SECRET_VALUES`], for any such phrase.
+/// A placeholder phrase that tells where a credential goes instead of being one:
+/// `your_api_key`, `real_key`, `insert-token-here`, `enter_password` (lower-case
+/// words joined by `_` or `-`, opening with a placeholder word and ending, before an
+/// optional `here`, in a credential noun). The same idea as `your_password` in
+/// [`NON_SECRET_VALUES`]; a phrase that does not open so (`super-secret-key`,
+/// `admin-pass`) may be a weak real secret and is still reported.
 fn names_a_credential(v: &str) -> bool {
-    let mut words = v.split(['_', '-']);
-    v.contains(['_', '-'])
+    let words: Vec<&str> = v.split(['_', '-']).collect();
+    let words = match words.as_slice() {
+        [rest @ .., "here"] => rest,
+        all => all,
+    };
+    words.len() >= 2
         && words
-            .clone()
+            .iter()
             .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
-        && words.any(|w| CREDENTIAL_NOUNS.contains(&w))
+        && matches!(
+            words[0],
+            "your" | "real" | "actual" | "insert" | "enter" | "replace" | "put"
+        )
+        && CREDENTIAL_NOUNS.contains(&words[words.len() - 1])
 }
 
 /// Keys that are public on purpose and appear in countless public files, so
@@ -1730,26 +1740,31 @@ pub(crate) fn is_credential_key(key: &str) -> bool {
         || k.starts_with("max_")
         || k.starts_with("num_")
         || k.contains("tokens");
-    hit && !descriptive && !names_a_secret_store(&k) && !is_public_by_design(&k)
+    hit && !descriptive && !names_a_key_vault(&k) && !is_public_by_design(&k)
 }
 
-/// Names (snake_case, lower case) of the place secrets are kept rather than
-/// of a secret: `secret_store`, `secrets_manager`, `keyVaultToStoreSecrets`
-/// (its value is a vault's name). A credential kept there still counts:
-/// `vault_token`, `keystore_password` end in the credential they hold.
-fn names_a_secret_store(k: &str) -> bool {
-    let store = |w: &str| {
+/// Names (snake_case, lower case) of an Azure Key Vault rather than of a secret:
+/// `key_vault`, `keyvault_name`, `key_vault_to_store_secrets` (azure-service-operator's
+/// `keyVaultToStoreSecrets`, whose value is a vault's name; gitleaks' generic rule
+/// allows it too). A secret kept in the vault still counts: `key_vault_secret`,
+/// `keyvault_password` end in the credential they hold.
+fn names_a_key_vault(k: &str) -> bool {
+    let words: Vec<&str> = k.split('_').filter(|w| !w.is_empty()).collect();
+    let vault = words.contains(&"keyvault") || words.windows(2).any(|w| w == ["key", "vault"]);
+    let holds_one = words.last().is_some_and(|last| {
         matches!(
-            w,
-            "vault" | "keyvault" | "store" | "keystore" | "manager" | "backend" | "engine"
+            *last,
+            "secret"
+                | "password"
+                | "passwd"
+                | "pwd"
+                | "token"
+                | "key"
+                | "credential"
+                | "passphrase"
         )
-    };
-    let mut words = k.split('_').filter(|w| !w.is_empty());
-    let Some(last) = words.next_back() else {
-        return false;
-    };
-    store(last)
-        || (words.any(store) && matches!(last, "secrets" | "credentials" | "keys" | "passwords"))
+    });
+    vault && !holds_one
 }
 
 #[cfg(test)]
@@ -2230,25 +2245,57 @@ mod tests {
             r#"apiKey: "6fe4476ee5a1832882e326b506d14127","#,
             SecretKind::Password
         ));
-        // A bare value runs on through a comma that does not end a list item.
+        // A comma followed by punctuation is part of a symbol-rich bare value; a comma
+        // before a letter, digit or space ends it (a list, or the next key=value field).
         assert!(has("secrete = A,.:-¨@*¿?!", SecretKind::Password));
-        assert!(has("db_pass := Xq7,Lm2!pR9", SecretKind::Password));
-        assert!(!has(
+        assert!(has("db_pass := Xq7,!Lm2pR9", SecretKind::Password));
+        for list in [
             "password_rules: upper, lower, digit",
-            SecretKind::Password
-        ));
-        // A value that names the credential it stands in for is not one.
+            "secrets: DB,Redis",
+            "credentials: GitHub,Stripe,Slack",
+            "password_policy: min8,upper1",
+            "token: A1,B2,C3,D4",
+        ] {
+            assert!(!has(list, SecretKind::Password), "{list}");
+        }
+        // The credential in a comma-separated list of fields is still found whatever
+        // the next field holds.
+        for fields in [
+            "--set auth.postgresPassword=Zq81mXw9Lk,image.registry=https://registry.internal",
+            "user=svc,password=Tr0ub4dor&3,url=jdbc:postgresql://db:5432/app",
+            "token=Zq81mXw9Lk,sample_rate=0.25",
+            "secret=Zq81mXw9Lk,account=1234567",
+        ] {
+            let found = SecretScanner::new(&SecretKind::ALL)
+                .unwrap()
+                .scan(fields)
+                .into_iter()
+                .find(|m| m.kind == SecretKind::Password)
+                .unwrap_or_else(|| panic!("missed: {fields}"));
+            assert!(
+                !fields[found.start..found.end].contains(','),
+                "{fields}: {}",
+                &fields[found.start..found.end]
+            );
+        }
+        // A placeholder phrase that says where a credential goes is not one.
         for stand_in in [
             r#"password: "real_key""#,
             r#"api_key = "your-api-key""#,
-            r#"token = 'my_github_token'"#,
+            r#"token = 'insert_github_token_here'"#,
         ] {
             assert!(!has(stand_in, SecretKind::Password), "{stand_in}");
         }
+        // Weak real secrets that happen to be words are still reported.
         for value in [
             r#"password: "real_key_7""#,
             r#"password: "correct-horse-battery""#,
             r#"api_key = "Key_Of_Mine""#,
+            r#"SECRET_KEY = 'super-secret-key'"#,
+            r#"password = "my-secret-pass""#,
+            r#"password: "admin-pass""#,
+            r#"secret="jwt_secret_key""#,
+            r#"password = "lemon-token-orbit-sprout""#,
         ] {
             assert!(has(value, SecretKind::Password), "{value}");
         }
@@ -2268,14 +2315,27 @@ mod tests {
         assert!(!is_credential_key("publicToken"));
         assert!(!is_credential_key("stripe_publishable_key"));
         assert!(!is_credential_key("csrf-token"));
-        // Where secrets are kept, not a secret; a credential kept there still is one.
+        // An Azure Key Vault's name, not a secret; a secret kept there still is one,
+        // and so are credentials named after any other store.
         assert!(!is_credential_key("keyVaultToStoreSecrets"));
-        assert!(!is_credential_key("secret_store"));
-        assert!(!is_credential_key("AWS_SECRETS_MANAGER"));
-        assert!(is_credential_key("vault_token"));
-        assert!(is_credential_key("ansible_vault_password"));
-        assert!(is_credential_key("keystore_password"));
-        assert!(is_credential_key("credentials"));
+        assert!(!is_credential_key("key_vault_secrets"));
+        assert!(is_credential_key("key_vault_secret"));
+        assert!(is_credential_key("keyvault_password"));
+        for credential in [
+            "vault_token",
+            "ansible_vault_password",
+            "keystore_password",
+            "credentials",
+            "backend_credentials",
+            "vault_secrets",
+            "store_credentials",
+            "client_secret_vault",
+            "private_key_store",
+            "apiKeyManager",
+            "auth_token_store",
+        ] {
+            assert!(is_credential_key(credential), "{credential}");
+        }
         assert!(is_credential_key(
             "char secrete".rsplit(' ').next().unwrap()
         ));

@@ -122,7 +122,11 @@ struct FileSettings {
 
 /// `line L, column C` (both from 1, the column in characters) of byte `at` in `text`.
 fn position(text: &str, at: usize) -> String {
-    let before = &text[..text.floor_char_boundary(at.min(text.len()))];
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     format!("line {line}, column {column}")
@@ -153,9 +157,15 @@ impl Settings {
             // database password.
             let f: FileSettings = toml::from_str(&text).map_err(|e| SettingsError::Parse {
                 path: path.to_owned(),
-                message: match e.span() {
-                    Some(span) => format!("{}: {}", position(&text, span.start), e.message()),
-                    None => e.message().to_owned(),
+                message: {
+                    let what = match e.message().trim() {
+                        "" => "not valid TOML",
+                        m => m,
+                    };
+                    match e.span() {
+                        Some(span) => format!("{}: {what}", position(&text, span.start)),
+                        None => what.to_owned(),
+                    }
                 },
             })?;
             if f.redis_url.is_some() {

@@ -219,12 +219,12 @@ fn read_nodes(conn: &Connection, ids: &[NodeId]) -> rusqlite::Result<Vec<Option<
             if level == 0 {
                 let mut rows = leaves.query(params![lo, hi])?;
                 while let Some(r) = rows.next()? {
-                    fill(r.get(0)?, r.get(1)?)?;
+                    fill(r.get(0)?, bytes(r, 1, "leaf_hash")?)?;
                 }
             } else {
                 let mut rows = inner.query(params![level, lo, hi])?;
                 while let Some(r) = rows.next()? {
-                    fill(r.get(0)?, r.get(1)?)?;
+                    fill(r.get(0)?, bytes(r, 1, "hash")?)?;
                 }
             }
         }
@@ -251,20 +251,22 @@ fn checkpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCheckpoint> {
     })
 }
 
+/// Column `at` as bytes, BLOB or TEXT alike (the same bytes either way, so a spot
+/// check and a full check judge an entry alike, by its hash); any other type is an
+/// error naming the column.
+fn bytes(row: &rusqlite::Row<'_>, at: usize, name: &str) -> rusqlite::Result<Vec<u8>> {
+    let value = row.get_ref(at)?;
+    value
+        .as_bytes()
+        .map(<[u8]>::to_vec)
+        .map_err(|_| rusqlite::Error::InvalidColumnType(at, name.into(), value.data_type()))
+}
+
 fn stored_entry(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredEntry> {
-    // Bytes stored as TEXT are the same bytes: read them as the full scan does, so a
-    // spot check and a full check judge the entry alike (by its hash).
-    let bytes = |i: usize, name: &str| -> rusqlite::Result<Vec<u8>> {
-        let value = row.get_ref(i)?;
-        value
-            .as_bytes()
-            .map(<[u8]>::to_vec)
-            .map_err(|_| rusqlite::Error::InvalidColumnType(i, name.into(), value.data_type()))
-    };
     Ok(StoredEntry {
         index: row.get::<_, i64>(at)? as u64,
-        canonical: bytes(at + 1, "canonical")?,
-        leaf_hash: hash32(bytes(at + 2, "leaf_hash")?)?,
+        canonical: bytes(row, at + 1, "canonical")?,
+        leaf_hash: hash32(bytes(row, at + 2, "leaf_hash")?)?,
     })
 }
 

@@ -31,9 +31,11 @@ pub enum StoreError {
     /// The store cannot be reached right now; retrying later may work. Fail closed.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// The store holds a value of a kind sealgate never writes (an entry's bytes stored
-    /// as a number, a hash of the wrong length): someone changed the data behind the
-    /// backend's back. `sealgate verify` reports it as tampering.
+    /// The store holds what sealgate never writes (an entry's bytes stored as a number,
+    /// a hash of the wrong length) or lacks what it always writes (a committed size's
+    /// tree nodes): the data was changed behind the backend's back. `sealgate verify`
+    /// reports it as tampering; the server answers 500 as for `Backend`. The SQLite
+    /// backend tells a mistyped value apart; PostgreSQL's typed columns refuse one.
     #[error("corrupt store: {0}")]
     Corrupt(String),
     /// Anything else: a bug, a constraint we did not expect.
@@ -150,12 +152,12 @@ pub async fn assemble(
         .filter_map(|(id, h)| h.map(|h| (*id, h)))
         .collect();
     plan.assemble(|id| found.get(&id).copied())
-        .map_err(|e| StoreError::Backend(format!("tree nodes missing for a committed size: {e}")))
+        .map_err(|e| StoreError::Corrupt(format!("tree nodes missing for a committed size: {e}")))
 }
 
 /// Rebuilds the frontier of the tree of `size` leaves from the stored hashes of
 /// [`Frontier::node_ids`]`(size)`, read in that order. A missing node means the
-/// ledger is damaged: a `Backend` error, never a guess.
+/// ledger is damaged: a `Corrupt` error, never a guess.
 pub fn frontier_from_nodes(
     size: u64,
     hashes: Vec<Option<[u8; 32]>>,
@@ -166,7 +168,7 @@ pub fn frontier_from_nodes(
         .zip(&ids)
         .map(|(h, id)| {
             h.ok_or_else(|| {
-                StoreError::Backend(format!("tree node {id} missing: the ledger is damaged"))
+                StoreError::Corrupt(format!("tree node {id} missing: the ledger is damaged"))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -358,6 +358,17 @@ async fn verify_catches_every_tamper_drill() {
     assert_eq!(code, 0, "{text}");
     let (code, text) = verify_with(&dir, &key, &["--sample", "64"]);
     assert_eq!(code, 0, "{text}");
+    // A leaf hash stored as TEXT (its length check switched off as well) is the same
+    // hash too; the sample reads it to build proofs.
+    conn.execute_batch(
+        "PRAGMA ignore_check_constraints = ON;
+         UPDATE entries SET leaf_hash = CAST(leaf_hash AS TEXT) WHERE idx = 2;",
+    )
+    .expect("hash as text");
+    let (code, text) = verify(&dir, &key);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = verify_with(&dir, &key, &["--sample", "64"]);
+    assert_eq!(code, 0, "{text}");
     conn.execute("UPDATE entries SET canonical = 42 WHERE idx = 4", [])
         .expect("as a number");
     for extra in [&[][..], &["--one-thread"], &["--sample", "64"]] {
