@@ -602,15 +602,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn presidio_rows_with_a_count_but_no_spans_count_predictions() {
-        let dir = std::env::temp_dir().join(format!("sealgate-eval-{}", std::process::id()));
+    /// The secrets report over a folder holding only these Presidio rows.
+    fn presidio_report(name: &str, rows: &[&str]) -> Value {
+        let dir = std::env::temp_dir().join(format!("sealgate-eval-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let rows = [
-            r#"{"text": "2001:db8::1", "expected_count": 1, "expected_spans": [], "entity_types": ["IP_ADDRESS"]}"#,
-            r#"{"text": "no address", "expected_count": 1, "expected_spans": [], "entity_types": ["IP_ADDRESS"]}"#,
-            r#"{"text": "a 10.0.0.1 b", "expected_count": 0, "expected_spans": [], "entity_types": ["IP_ADDRESS"]}"#,
-        ];
         std::fs::write(
             dir.join("presidio_analyzer_recognizer_tests.jsonl"),
             rows.join("\n"),
@@ -618,6 +613,19 @@ mod tests {
         .unwrap();
         let report = secrets_report(&dir, &screener());
         std::fs::remove_dir_all(&dir).unwrap();
+        report
+    }
+
+    #[test]
+    fn presidio_rows_with_a_count_but_no_spans_count_predictions() {
+        let report = presidio_report(
+            "count",
+            &[
+                r#"{"text": "2001:db8::1", "expected_count": 1, "expected_spans": [], "entity_types": ["IP_ADDRESS"]}"#,
+                r#"{"text": "no address", "expected_count": 1, "expected_spans": [], "entity_types": ["IP_ADDRESS"]}"#,
+                r#"{"text": "a 10.0.0.1 b", "expected_count": 0, "expected_spans": [], "entity_types": ["IP_ADDRESS"]}"#,
+            ],
+        );
         let ip = &report["by_type"]["ip_address"];
         assert_eq!(
             (ip["tp"].as_u64(), ip["fp"].as_u64(), ip["fn"].as_u64()),
@@ -629,21 +637,15 @@ mod tests {
     /// otherwise overlap any prediction and score as found.
     #[test]
     fn presidio_rows_with_malformed_spans_are_left_out() {
-        let dir = std::env::temp_dir().join(format!("sealgate-eval-spans-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let rows = [
-            r#"{"text": "mail a@example.com now", "expected_spans": [[5, 1]], "entity_types": ["EMAIL_ADDRESS"]}"#,
-            r#"{"text": "mail a@example.com now", "expected_spans": [[5]], "entity_types": ["EMAIL_ADDRESS"]}"#,
-            r#"{"text": "mail a@example.com now", "expected_spans": [[5, "x"]], "entity_types": ["EMAIL_ADDRESS"]}"#,
-            r#"{"text": "mail a@example.com now", "expected_spans": [[5, 18]], "entity_types": ["EMAIL_ADDRESS"]}"#,
-        ];
-        std::fs::write(
-            dir.join("presidio_analyzer_recognizer_tests.jsonl"),
-            rows.join("\n"),
-        )
-        .unwrap();
-        let report = secrets_report(&dir, &screener());
-        std::fs::remove_dir_all(&dir).unwrap();
+        let report = presidio_report(
+            "spans",
+            &[
+                r#"{"text": "mail a@example.com now", "expected_spans": [[5, 1]], "entity_types": ["EMAIL_ADDRESS"]}"#,
+                r#"{"text": "mail a@example.com now", "expected_spans": [[5]], "entity_types": ["EMAIL_ADDRESS"]}"#,
+                r#"{"text": "mail a@example.com now", "expected_spans": [[5, "x"]], "entity_types": ["EMAIL_ADDRESS"]}"#,
+                r#"{"text": "mail a@example.com now", "expected_spans": [[5, 18]], "entity_types": ["EMAIL_ADDRESS"]}"#,
+            ],
+        );
         let email = &report["by_type"]["email"];
         assert_eq!(
             (
