@@ -89,7 +89,11 @@ async fn checkpoint(State(s): State<AppState>, headers: HeaderMap) -> ApiResult 
     s.require(&headers, Role::Auditor).await?;
     let note = ledger::latest_checkpoint(&s).await?;
     Ok((
-        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        [
+            (http::header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            // tlog-tiles: a checkpoint's headers SHOULD prevent caching beyond a few seconds.
+            (http::header::CACHE_CONTROL, "no-cache"),
+        ],
         note,
     )
         .into_response())
@@ -138,7 +142,15 @@ async fn tlog_tile(
     s.require(&headers, Role::Auditor).await?;
     let bytes = ledger::tile(&s, &path).await?;
     Ok((
-        [(http::header::CONTENT_TYPE, "application/octet-stream")],
+        [
+            (http::header::CONTENT_TYPE, "application/octet-stream"),
+            // A tile or bundle, full or partial, never changes once served (tlog-tiles:
+            // long-lived caching); private, since reading it takes an auditor's token.
+            (
+                http::header::CACHE_CONTROL,
+                "private, max-age=31536000, immutable",
+            ),
+        ],
         bytes,
     )
         .into_response())

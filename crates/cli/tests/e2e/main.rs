@@ -22,3 +22,4 @@ mod seals;
 mod served;
 mod startup;
 mod support;
+mod tiles;
