@@ -120,6 +120,29 @@ struct FileSettings {
     redis_url: Option<toml::Value>,
 }
 
+/// `message` with every double-quoted value elided: serde names a mistyped value in
+/// quotes (`invalid type: string "postgres://u:pw@h/db", expected u64`), and a secret
+/// put in the wrong setting must not reach the error. Key names (in backticks) stay.
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match (c, quoted) {
+            ('"', false) => {
+                out.push_str("\"…");
+                quoted = true;
+            }
+            ('"', true) => {
+                out.push('"');
+                quoted = false;
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
 /// `line L, column C` (both from 1, the column in characters) of byte `at` in `text`.
 fn position(text: &str, at: usize) -> String {
     let mut at = at.min(text.len());
@@ -159,12 +182,12 @@ impl Settings {
                 path: path.to_owned(),
                 message: {
                     let what = match e.message().trim() {
-                        "" => "not valid TOML",
-                        m => m,
+                        "" => "not valid TOML".to_owned(),
+                        m => without_quoted_values(m),
                     };
                     match e.span() {
                         Some(span) => format!("{}: {what}", position(&text, span.start)),
-                        None => what.to_owned(),
+                        None => what,
                     }
                 },
             })?;
@@ -511,6 +534,19 @@ mod tests {
             .to_string();
         assert!(e.contains("line 2, column 13"), "{e}");
         assert!(!e.contains("hunter2"), "{e}");
+        // A secret in the wrong setting is not quoted back either.
+        std::fs::write(&path, "seal_ttl_secs = \"postgres://u:hunter2@h/db\"\n").expect("write");
+        let e = Settings::load(Some(&path), Overrides::default())
+            .expect_err("a string for a number")
+            .to_string();
+        assert!(e.contains("line 1") && e.contains("invalid type"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        // Unknown keys are still named.
+        std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").expect("write");
+        let e = Settings::load(Some(&path), Overrides::default())
+            .expect_err("unknown key")
+            .to_string();
+        assert!(e.contains("`lisen`"), "{e}");
         let bad = Overrides {
             seal_ttl_secs: Some(0),
             ..Default::default()
