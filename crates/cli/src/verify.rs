@@ -9,8 +9,9 @@
 //! decision, every redemption names a seal granted earlier, no seal is redeemed twice.
 //!
 //! A ledger.db is read from one SQLite snapshot, one statement streaming its rows;
-//! by default a second thread reads and hashes the entries while this one checks
-//! them. The speed, and how it was measured, is in README.md (Performance).
+//! by default a second thread reads the entries and their cross-reference claims
+//! while this one hashes them and rebuilds the tree. The speed, and how it was
+//! measured, is in README.md (Performance).
 
 mod export;
 mod refs;
@@ -68,7 +69,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long)]
     strict: bool,
     /// With --data-dir: read, hash and check on one thread (by default a second thread
-    /// reads the ledger and hashes the entries while this one checks them).
+    /// reads the ledger and the entries' cross-references while this one hashes them).
     #[arg(long)]
     one_thread: bool,
 }
@@ -296,8 +297,8 @@ impl ServerLog {
             }
             for bytes in bundle {
                 let leaf = leaf_hash(bytes);
-                if let Err(t) = audit.step(index, bytes, &leaf, leaf, None)? {
-                    return Ok(Err(t));
+                if let Err(b) = audit.step(index, bytes, &leaf, leaf, None)? {
+                    return Ok(Err(audit.report(b)));
                 }
                 index += 1;
             }
@@ -451,7 +452,7 @@ impl StoredNodes for LedgerScan {
 }
 
 /// Entries handed from the reader thread to the checker: indices, bytes and stored
-/// leaf hashes end to end, and the hash of each entry's bytes.
+/// leaf hashes end to end.
 #[derive(Default)]
 struct Batch {
     index: Vec<u64>,
@@ -459,7 +460,6 @@ struct Batch {
     /// Where each entry's bytes end in `bytes`, and its stored leaf hash in `stored`.
     ends: Vec<(usize, usize)>,
     stored: Vec<u8>,
-    leaf: Vec<Hash>,
 }
 
 /// Entries per [`Batch`]: about a megabyte of fill_ledger's decisions.
@@ -479,18 +479,16 @@ impl Batch {
         self.bytes.extend_from_slice(canonical);
         self.stored.extend_from_slice(stored_leaf);
         self.ends.push((self.bytes.len(), self.stored.len()));
-        self.leaf.push(leaf_hash(canonical));
     }
 
-    /// `(index, canonical bytes, stored leaf hash, hash of the bytes)` per entry.
-    fn entries(&self) -> impl Iterator<Item = (u64, &[u8], &[u8], Hash)> + '_ {
+    /// `(index, canonical bytes, stored leaf hash)` per entry.
+    fn entries(&self) -> impl Iterator<Item = (u64, &[u8], &[u8])> + '_ {
         let starts = std::iter::once((0, 0)).chain(self.ends.iter().copied());
         self.index
             .iter()
             .zip(starts.zip(&self.ends))
-            .zip(&self.leaf)
-            .map(|((index, ((b0, s0), &(b1, s1))), leaf)| {
-                (*index, &self.bytes[b0..b1], &self.stored[s0..s1], *leaf)
+            .map(|(index, ((b0, s0), &(b1, s1)))| {
+                (*index, &self.bytes[b0..b1], &self.stored[s0..s1])
             })
     }
 
@@ -499,7 +497,6 @@ impl Batch {
         self.bytes.clear();
         self.ends.clear();
         self.stored.clear();
-        self.leaf.clear();
     }
 }
 
@@ -533,7 +530,17 @@ struct Audit {
     checkpoint_error: Option<Tamper>,
     /// The cross-reference claims read so far.
     refs: CrossRefs,
+    /// Whether [`Audit::entry`] reads the claims into `refs`; when another thread
+    /// reads them, they are handed over before anything is reported.
+    reads_refs: bool,
+    /// Threads the cross-references are finally checked on.
+    threads: usize,
 }
+
+/// A structural break (a changed, missing or reordered entry, a checkpoint or a stored
+/// node that does not match), reported by [`Audit::report`] once the cross-references
+/// of the entries before its chunk are settled.
+struct Break(Tamper);
 
 impl Audit {
     /// Opens the checkpoints (any bad signature is tampering) and checks that none
@@ -589,6 +596,8 @@ impl Audit {
             nodes: Vec::new(),
             checkpoint_error: None,
             refs: CrossRefs::with_room(size),
+            reads_refs: true,
+            threads: 1,
         })
     }
 
@@ -609,8 +618,8 @@ impl Audit {
                 }
             }
         })?;
-        if let Err(t) = outcome? {
-            return Ok(Err(t));
+        if let Err(b) = outcome? {
+            return Ok(Err(self.report(b)));
         }
         Ok(self.finish())
     }
@@ -624,22 +633,28 @@ impl Audit {
         })
     }
 
-    /// Streams the entries out of SQLite on a second thread that also hashes them (on
-    /// a snapshot of its own: entries below the size read here never change), so
-    /// reading and leaf hashing overlap the rest of the check on this thread.
+    /// Streams the entries out of SQLite on a second thread (on a snapshot of its own:
+    /// entries below the size read here never change) that also reads their
+    /// cross-reference claims, while this thread hashes them and rebuilds the tree. The
+    /// two halves cost about the same, so each thread is busy most of the run; the
+    /// claims come back when the reader is done, before anything is reported.
     fn run_pipelined(
         mut self,
         store: &SqliteStore,
         scan: &LedgerScan,
     ) -> anyhow::Result<Result<Value, Tamper>> {
         let reader = store.scan()?;
-        let size = self.size;
+        let (size, strict) = (self.size, self.strict);
+        let mut refs = std::mem::take(&mut self.refs);
+        self.reads_refs = false;
+        self.threads = 2;
         let (full, filled) = mpsc::sync_channel::<Batch>(2);
         let (spent, empties) = mpsc::channel::<Batch>();
         std::thread::scope(|threads| {
             let producer = threads.spawn(move || {
                 let mut batch = Batch::default();
                 reader.entries(0..size, |index, canonical, stored_leaf| {
+                    refs.read(index, canonical, strict);
                     batch.push(index, canonical, stored_leaf);
                     if batch.len() < BATCH {
                         return ControlFlow::Continue(());
@@ -655,11 +670,12 @@ impl Audit {
                     // Refused only when the checker has already stopped.
                     let _ = full.send(batch);
                 }
-                Ok::<_, sealgate_store::StoreError>(())
+                Ok::<_, sealgate_store::StoreError>(refs)
             });
             let mut outcome = Ok(Ok(()));
             'batches: for mut batch in filled.iter() {
-                for (index, canonical, stored_leaf, leaf) in batch.entries() {
+                for (index, canonical, stored_leaf) in batch.entries() {
+                    let leaf = leaf_hash(canonical);
                     match self.step(index, canonical, stored_leaf, leaf, Some(scan)) {
                         Ok(Ok(())) => {}
                         stop => {
@@ -676,10 +692,13 @@ impl Audit {
             let read = producer
                 .join()
                 .map_err(|_| anyhow::anyhow!("the ledger reader thread panicked"))?;
-            if let Err(t) = outcome? {
-                return Ok(Err(t));
+            let outcome = outcome?;
+            // The reader read every entry the checker saw, and more: the claims of the
+            // entries before a break are all there.
+            self.refs = read?;
+            if let Err(b) = outcome {
+                return Ok(Err(self.report(b)));
             }
-            read?;
             Ok(self.finish())
         })
     }
@@ -717,9 +736,9 @@ impl Audit {
         stored_leaf: &[u8],
         leaf: Hash,
         nodes: Option<&dyn StoredNodes>,
-    ) -> anyhow::Result<Result<(), Tamper>> {
+    ) -> anyhow::Result<Result<(), Break>> {
         match self.entry(index, canonical, stored_leaf, leaf) {
-            Err(t) => Ok(Err(self.structural(t))),
+            Err(t) => Ok(Err(Break(t))),
             Ok(true) if self.frontier.size() < self.chunk_end() => Ok(Ok(())),
             // The chunk is complete, or a checkpoint did not match and it ends here.
             Ok(_) => self.end_chunk(nodes),
@@ -790,23 +809,22 @@ impl Audit {
             }
             self.next_size = self.checkpoints.get(self.next).map_or(u64::MAX, |c| c.0);
         }
-        self.refs.read(index, canonical, self.strict);
+        if self.reads_refs {
+            self.refs.read(index, canonical, self.strict);
+        }
         Ok(true)
     }
 
     /// Compares the chunk's nodes with the stored ones, then reports a checkpoint
     /// mismatch (a stored node pinpoints a break better).
-    fn end_chunk(
-        &mut self,
-        stored: Option<&dyn StoredNodes>,
-    ) -> anyhow::Result<Result<(), Tamper>> {
+    fn end_chunk(&mut self, stored: Option<&dyn StoredNodes>) -> anyhow::Result<Result<(), Break>> {
         if let Some(stored) = stored {
             if let Some(t) = self.compare_nodes(stored)? {
-                return Ok(Err(self.structural(t)));
+                return Ok(Err(Break(t)));
             }
         }
         if let Some(t) = self.checkpoint_error.take() {
-            return Ok(Err(self.structural(t)));
+            return Ok(Err(Break(t)));
         }
         for (_, hashes) in &mut self.nodes {
             hashes.clear();
@@ -863,7 +881,7 @@ impl Audit {
                 self.size, self.size
             ))));
         }
-        let totals = self.refs.check(u64::MAX)?;
+        let totals = self.refs.check_on(u64::MAX, self.threads)?;
         // Entries beyond the last signed checkpoint are consistent but not yet vouched
         // for (the next checkpoint will cover them); a ledger no checkpoint covers at
         // all could have been written by anyone.
@@ -892,7 +910,15 @@ impl Audit {
     /// A structural break `t` in the current chunk, unless the cross-references of
     /// the chunks before it already fail: entry by entry, those were checked first.
     fn structural(&self, t: Tamper) -> Tamper {
-        self.refs.check(self.chunk_start).err().unwrap_or(t)
+        self.refs
+            .check_on(self.chunk_start, self.threads)
+            .err()
+            .unwrap_or(t)
+    }
+
+    /// What to report for a break the walk stopped at.
+    fn report(&self, Break(t): Break) -> Tamper {
+        self.structural(t)
     }
 }
 
@@ -1399,6 +1425,83 @@ mod tests {
                 report.expect("no storage errors").map_err(|t| t.0),
                 Err("entries 8192..8704 do not match stored tree node 9/16: an entry in that range was reordered or replaced (first bad index 8192 or later)".into()),
                 "{threads} threads"
+            );
+        }
+    }
+
+    /// With two threads the claims are read on the reader thread and handed back at
+    /// the end: a cross-reference problem in an earlier chunk is still reported before
+    /// a structural break in a later one, as entry by entry.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cross_references_before_a_break_are_reported_first_on_both_paths() {
+        use sealgate_core::entry::{ApprovalEntry, Entry};
+        use sealgate_store::NewEntry;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ledger(dir.path(), 100).await;
+        // Entry 100 answers entry 7, a key rotation: no decision pending approval.
+        let approval = Entry::ApprovalResolved(ApprovalEntry {
+            server_time: "2026-01-01T00:00:00.000000Z".into(),
+            decision_index: 7,
+            decision_id: "dec-7".into(),
+            approved: false,
+            approver: "bo".into(),
+            reason: "no".into(),
+            seal: None,
+        });
+        let outcome = store
+            .append(vec![NewEntry::new(approval).expect("entry")])
+            .await
+            .expect("append");
+        assert!(
+            matches!(
+                outcome[..],
+                [Ok(sealgate_store::Appended { index: 100, .. })]
+            ),
+            "{outcome:?}"
+        );
+        grow(&store, CHUNK + 400).await;
+        let mut source = Source::Store(store);
+        let verifier = signer().verifier();
+        let unanswerable =
+            "entry 100: answers entry 7, which is not an earlier decision pending approval";
+        for threads in [1, 2] {
+            let report = full(&mut source, &verifier, None, false, threads).await;
+            assert_eq!(
+                report.expect("no storage errors").map_err(|t| t.0),
+                Err(unanswerable.into()),
+                "{threads} threads"
+            );
+        }
+        // A structural break in the second chunk does not hide it.
+        let conn = rusqlite::Connection::open(dir.path().join("ledger.db")).expect("open");
+        conn.execute_batch("DROP TRIGGER entries_no_update")
+            .expect("drop trigger");
+        conn.execute(
+            "UPDATE entries SET canonical = CAST('{}' AS BLOB) WHERE idx = 8500",
+            [],
+        )
+        .expect("update");
+        for threads in [1, 2] {
+            let report = full(&mut source, &verifier, None, false, threads).await;
+            assert_eq!(
+                report.expect("no storage errors").map_err(|t| t.0),
+                Err(unanswerable.into()),
+                "{threads} threads"
+            );
+        }
+        // A break in the approval's own chunk, at a lower index, comes first.
+        conn.execute(
+            "UPDATE entries SET canonical = CAST('{}' AS BLOB) WHERE idx = 50",
+            [],
+        )
+        .expect("update");
+        for threads in [1, 2] {
+            let report = full(&mut source, &verifier, None, false, threads).await;
+            let problem = report.expect("no storage errors").expect_err("tampered");
+            assert!(
+                problem.0.starts_with("entry 50: its bytes hash to"),
+                "{threads} threads: {}",
+                problem.0
             );
         }
     }

@@ -150,23 +150,83 @@ impl CrossRefs {
         }
     }
 
+    /// [`CrossRefs::check_on`] on one thread, which the tests hold to give what two
+    /// and three give.
+    #[cfg(test)]
+    fn check(&self, before: u64) -> Result<Totals, Tamper> {
+        let one = self.check_on(before, 1);
+        for threads in [2, 3] {
+            assert_eq!(self.check_on(before, threads), one, "{threads} threads");
+        }
+        one
+    }
+
     /// The outcome of applying the claims of the entries below `before` one by one
     /// in index order: the problem at the lowest index, or how many seals were
-    /// granted and redeemed.
-    pub(super) fn check(&self, before: u64) -> Result<Totals, Tamper> {
+    /// granted and redeemed. The claims of one seal share a key, so `threads` threads
+    /// share the work by key ranges that have nothing in common.
+    pub(super) fn check_on(&self, before: u64, threads: usize) -> Result<Totals, Tamper> {
         let claims = &self.claims[..self.claims.partition_point(|c| c.index < before)];
-        let mut order: Vec<(u64, usize)> = claims
-            .iter()
-            .enumerate()
-            .map(|(at, c)| (c.key, at))
-            .collect();
-        // Each seal's claims together, in index order.
-        order.sort_unstable();
+        let parts = threads.max(1);
+        let outcomes: Vec<(Option<(u64, Tamper)>, Totals)> = if parts == 1 {
+            vec![self.check_part(claims, 0, 1)]
+        } else {
+            std::thread::scope(|s| {
+                let workers: Vec<_> = (1..parts)
+                    .map(|part| s.spawn(move || self.check_part(claims, part, parts)))
+                    .collect();
+                let mut outcomes = vec![self.check_part(claims, 0, parts)];
+                for worker in workers {
+                    // A panic in a part is a bug: it is the check's panic too.
+                    outcomes.push(
+                        worker
+                            .join()
+                            .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                    );
+                }
+                outcomes
+            })
+        };
         let mut first = self
             .problem
             .as_ref()
             .filter(|(index, _)| *index < before)
             .cloned();
+        let mut totals = Totals::default();
+        let mut note = |found: Option<(u64, Tamper)>| {
+            if let Some((index, t)) = found {
+                if first.as_ref().is_none_or(|(f, _)| index < *f) {
+                    first = Some((index, t));
+                }
+            }
+        };
+        for (found, part) in outcomes {
+            note(found);
+            totals.seals += part.seals;
+            totals.redemptions += part.redemptions;
+        }
+        note(self.resolution_problem(before));
+        first.map_or(Ok(totals), |(_, t)| Err(t))
+    }
+
+    /// Applies the claims whose key falls in part `part` of `parts` equal ranges:
+    /// the lowest problem found, and the seals granted and redeemed.
+    fn check_part(
+        &self,
+        claims: &[Recorded],
+        part: usize,
+        parts: usize,
+    ) -> (Option<(u64, Tamper)>, Totals) {
+        let part_of = |key: u64| ((u128::from(key) * parts as u128) >> 64) as usize;
+        let mut order: Vec<(u64, usize)> = claims
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| part_of(c.key) == part)
+            .map(|(at, c)| (c.key, at))
+            .collect();
+        // Each seal's claims together, in index order.
+        order.sort_unstable();
+        let mut first: Option<(u64, Tamper)> = None;
         let mut totals = Totals::default();
         let mut seals: Vec<(Range<usize>, Seal)> = Vec::new();
         for same_key in order.chunk_by(|a, b| a.0 == b.0) {
@@ -182,12 +242,7 @@ impl CrossRefs {
                 }
             }
         }
-        if let Some((index, t)) = self.resolution_problem(before) {
-            if first.as_ref().is_none_or(|(f, _)| index < *f) {
-                first = Some((index, t));
-            }
-        }
-        first.map_or(Ok(totals), |(_, t)| Err(t))
+        (first, totals)
     }
 
     /// The lowest approval below `before` that answers something other than an earlier
