@@ -68,8 +68,9 @@ pub(crate) struct VerifyArgs {
     /// Also parse every entry fully and check it is in RFC 8785 canonical form (slower).
     #[arg(long)]
     strict: bool,
-    /// With --data-dir: read, hash and check on one thread (by default a second thread
-    /// reads the ledger and the entries' cross-references while this one hashes them).
+    /// Read, hash and check on one thread (by default, for a data directory or an
+    /// export, a second thread reads the entries and their cross-references while this
+    /// one hashes them).
     #[arg(long)]
     one_thread: bool,
 }
@@ -404,13 +405,26 @@ async fn full(
             let notes: Vec<String> = scan.checkpoints()?.into_iter().map(|c| c.note).collect();
             let size = scan.tree_size()?;
             match Audit::new(&notes, verifier, trusted, size, strict) {
-                Ok(audit) if threads > 1 => audit.run_pipelined(store, &scan),
+                Ok(audit) if threads > 1 => {
+                    // A snapshot of its own for the reader thread: entries below the
+                    // size read here never change.
+                    let reader = store.scan()?;
+                    audit.run_pipelined(Some(&scan), move |each| {
+                        reader.entries(0..size, each)?;
+                        Ok(())
+                    })
+                }
                 Ok(audit) => audit.run_scan(&scan),
                 Err(t) => Ok(Err(t)),
             }
         }),
         Source::Export(file) => {
             match Audit::new(&file.checkpoints, verifier, trusted, file.tree_size, strict) {
+                Ok(audit) if threads > 1 => tokio::task::block_in_place(|| {
+                    audit.run_pipelined(None, move |each| {
+                        file.entries(|i, bytes, leaf| each(i, bytes, leaf))
+                    })
+                }),
                 Ok(audit) => tokio::task::block_in_place(|| audit.run_export(file)),
                 Err(t) => Ok(Err(t)),
             }
@@ -633,18 +647,17 @@ impl Audit {
         })
     }
 
-    /// Streams the entries out of SQLite on a second thread (on a snapshot of its own:
-    /// entries below the size read here never change) that also reads their
-    /// cross-reference claims, while this thread hashes them and rebuilds the tree. The
-    /// two halves cost about the same, so each thread is busy most of the run; the
-    /// claims come back when the reader is done, before anything is reported.
+    /// Runs `feed` on a second thread that also reads the entries' cross-reference
+    /// claims, while this thread hashes them and rebuilds the tree. The two halves cost
+    /// about the same, so each thread is busy most of the run; the claims come back
+    /// when the reader is done, before anything is reported.
     fn run_pipelined(
         mut self,
-        store: &SqliteStore,
-        scan: &LedgerScan,
+        nodes: Option<&dyn StoredNodes>,
+        feed: impl FnOnce(&mut dyn FnMut(u64, &[u8], &[u8]) -> ControlFlow<()>) -> anyhow::Result<()>
+            + Send,
     ) -> anyhow::Result<Result<Value, Tamper>> {
-        let reader = store.scan()?;
-        let (size, strict) = (self.size, self.strict);
+        let strict = self.strict;
         let mut refs = std::mem::take(&mut self.refs);
         self.reads_refs = false;
         self.threads = 2;
@@ -653,7 +666,7 @@ impl Audit {
         std::thread::scope(|threads| {
             let producer = threads.spawn(move || {
                 let mut batch = Batch::default();
-                reader.entries(0..size, |index, canonical, stored_leaf| {
+                let fed = feed(&mut |index, canonical, stored_leaf| {
                     refs.read(index, canonical, strict);
                     batch.push(index, canonical, stored_leaf);
                     if batch.len() < BATCH {
@@ -665,18 +678,20 @@ impl Audit {
                         // The checker stopped: it found a problem.
                         Err(_) => ControlFlow::Break(()),
                     }
-                })?;
+                });
+                // The entries read before a failed read are checked too, as on one
+                // thread: a break among them is reported before the failure.
                 if !batch.is_empty() {
                     // Refused only when the checker has already stopped.
                     let _ = full.send(batch);
                 }
-                Ok::<_, sealgate_store::StoreError>(refs)
+                fed.map(|()| refs)
             });
             let mut outcome = Ok(Ok(()));
             'batches: for mut batch in filled.iter() {
                 for (index, canonical, stored_leaf) in batch.entries() {
                     let leaf = leaf_hash(canonical);
-                    match self.step(index, canonical, stored_leaf, leaf, Some(scan)) {
+                    match self.step(index, canonical, stored_leaf, leaf, nodes) {
                         Ok(Ok(())) => {}
                         stop => {
                             outcome = stop;
@@ -1208,15 +1223,26 @@ mod tests {
         export::write(scan, None, &mut out).expect("export");
     }
 
-    /// The full check of the export at `path`, on one thread.
+    /// The full check of the export at `path`, on one thread; on two it must give the
+    /// same answer.
     async fn check_export(path: &Path) -> anyhow::Result<Result<Value, Tamper>> {
-        corrupt_is_tampering(
-            async {
-                let mut source = Source::Export(ExportFile::open(path)?);
-                full(&mut source, &signer().verifier(), None, false, 1).await
-            }
-            .await,
-        )
+        let check = |threads| async move {
+            corrupt_is_tampering(
+                async {
+                    let mut source = Source::Export(ExportFile::open(path)?);
+                    full(&mut source, &signer().verifier(), None, false, threads).await
+                }
+                .await,
+            )
+        };
+        let one = check(1).await;
+        let two = check(2).await;
+        let text = |r: &anyhow::Result<Result<Value, Tamper>>| match r {
+            Ok(outcome) => format!("{outcome:?}"),
+            Err(e) => format!("error: {e:#}"),
+        };
+        assert_eq!(text(&one), text(&two), "one thread and two differ");
+        one
     }
 
     fn lines(path: &Path) -> Vec<String> {
