@@ -657,7 +657,7 @@ impl Audit {
         feed: impl FnOnce(&mut dyn FnMut(u64, &[u8], &[u8]) -> ControlFlow<()>) -> anyhow::Result<()>
             + Send,
     ) -> anyhow::Result<Result<Value, Tamper>> {
-        let strict = self.strict;
+        let (size, strict) = (self.size, self.strict);
         let mut refs = std::mem::take(&mut self.refs);
         self.reads_refs = false;
         self.threads = 2;
@@ -666,8 +666,15 @@ impl Audit {
         std::thread::scope(|threads| {
             let producer = threads.spawn(move || {
                 let mut batch = Batch::default();
+                // Claims are read from entry 0 on while the indices run on, as on one
+                // thread: at a gap, a repeat or an entry beyond the size the checker
+                // finds a break, and no claim from there on may count.
+                let mut next_claim = 0;
                 let fed = feed(&mut |index, canonical, stored_leaf| {
-                    refs.read(index, canonical, strict);
+                    if index == next_claim && index < size {
+                        refs.read(index, canonical, strict);
+                        next_claim += 1;
+                    }
                     batch.push(index, canonical, stored_leaf);
                     if batch.len() < BATCH {
                         return ControlFlow::Continue(());
@@ -685,7 +692,7 @@ impl Audit {
                     // Refused only when the checker has already stopped.
                     let _ = full.send(batch);
                 }
-                fed.map(|()| refs)
+                (refs, fed)
             });
             let mut outcome = Ok(Ok(()));
             'batches: for mut batch in filled.iter() {
@@ -704,16 +711,19 @@ impl Audit {
                 let _ = spent.send(batch);
             }
             drop(filled);
-            let read = producer
+            let (refs, fed) = producer
                 .join()
                 .map_err(|_| anyhow::anyhow!("the ledger reader thread panicked"))?;
             let outcome = outcome?;
             // The reader read every entry the checker saw, and more: the claims of the
             // entries before a break are all there.
-            self.refs = read?;
+            self.refs = refs;
+            // A break among the entries read comes first: one thread stops there and
+            // never meets a read that fails further on.
             if let Err(b) = outcome {
                 return Ok(Err(self.report(b)));
             }
+            fed?;
             Ok(self.finish())
         })
     }
@@ -1371,6 +1381,74 @@ mod tests {
                 format!("entry {extra_index} is beyond the 20 entries the ledger declares: an entry was appended")
             );
         }
+    }
+
+    /// An export line whose canonical bytes are `bytes` (its stored leaf hash kept).
+    fn with_canonical(line: &str, bytes: &[u8]) -> String {
+        let start = line.find("\"canonical\":\"").expect("canonical") + 13;
+        let end = start + line[start..].find('"').expect("end of canonical");
+        format!("{}{}{}", &line[..start], B64.encode(bytes), &line[end..])
+    }
+
+    /// Two threads read ahead of the check; what they read must not change the answer
+    /// (check_export runs both and requires the same one).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_the_reader_meets_after_a_break_does_not_change_the_report() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ledger(dir.path(), CHUNK + 900).await;
+        let path = dir.path().join("export.jsonl");
+        write_export(&store.scan().expect("scan"), &path);
+        let whole = lines(&path);
+        let first = whole
+            .iter()
+            .position(|l| l.contains("\"kind\":\"entry\""))
+            .expect("an entry line");
+        let changed = |mut lines: Vec<String>, index: usize, bytes: &[u8]| {
+            lines[first + index] = with_canonical(&lines[first + index], bytes);
+            lines
+        };
+        let edited = changed(whole.clone(), 5, b"{\"kind\":\"key_rotated\"}");
+
+        // Entry 5 edited, and a line further on that is not an export line, or the
+        // file cut in the middle of its last line: the edit is what is found.
+        let mut garbage = edited.clone();
+        garbage.insert(first + 40, "xyz".into());
+        rewrite(&path, &garbage);
+        let t = check_export(&path)
+            .await
+            .expect("reads")
+            .expect_err("edited");
+        assert!(t.0.starts_with("entry 5: its bytes hash to"), "{}", t.0);
+        let bytes = edited.join("\n");
+        std::fs::write(&path, &bytes[..bytes.len() - 30]).expect("write");
+        let t = check_export(&path)
+            .await
+            .expect("reads")
+            .expect_err("edited");
+        assert!(t.0.starts_with("entry 5: its bytes hash to"), "{}", t.0);
+
+        // In the second chunk, the line for entry 9000 claims to be entry 100 and is
+        // not a sealgate entry: the gap is found, not a problem of entry 100.
+        let mut misplaced = whole.clone();
+        misplaced[first + 9000] = with_canonical(
+            &misplaced[first + 9000].replace("\"index\":9000,", "\"index\":100,"),
+            b"{}",
+        );
+        rewrite(&path, &misplaced);
+        let t = check_export(&path)
+            .await
+            .expect("reads")
+            .expect_err("misplaced");
+        assert_eq!(t.0, "entry 9000 is missing (found index 100 in its place)");
+        // The line of entry 8191 repeated after it.
+        let mut repeated = whole.clone();
+        repeated.insert(first + 8192, whole[first + 8191].clone());
+        rewrite(&path, &repeated);
+        let t = check_export(&path)
+            .await
+            .expect("reads")
+            .expect_err("repeated");
+        assert_eq!(t.0, "entry 8192 is missing (found index 8191 in its place)");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,9 @@
 //! The verifier's read path: [`LedgerScan`], one connection that refuses writes,
 //! holding one read transaction over the whole ledger, and handing entry and
 //! tree-node rows to a callback as bytes borrowed from SQLite for the call.
-//! `sealgate verify` reads every row once, so it should keep nothing it does not need. This module never writes and knows nothing of hashing or JSON: whether
-//! the bytes are sound is the caller's question.
+//! `sealgate verify` reads every row once, so it should keep nothing it does not
+//! need. This module never writes and knows nothing of hashing or JSON: whether the
+//! bytes are sound is the caller's question.
 
 use std::ops::{ControlFlow, Range};
 use std::path::Path;
