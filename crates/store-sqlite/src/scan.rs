@@ -126,9 +126,8 @@ fn clamp(index: u64) -> i64 {
     index.min(i64::MAX as u64) as i64
 }
 
-/// A BLOB (or TEXT) column's bytes, borrowed from the row.
-/// Column `at` of `row` as bytes (BLOB or TEXT); any other type is a value sealgate
-/// never writes, named by `what`.
+/// Column `at` of `row` as bytes (BLOB or TEXT), borrowed from the row; any other type
+/// is a value sealgate never writes, named by `what`.
 fn bytes<'r>(
     row: &'r rusqlite::Row<'_>,
     at: usize,
