@@ -1,5 +1,8 @@
 //! A minimal HTTP/1.1 client for the commands that talk to a running server
-//! (`keys`, `bench`). Plain HTTP on purpose: put TLS in front with a proxy.
+//! (`keys`, `bench`, `verify --server`). Plain HTTP on purpose: put TLS in front with
+//! a proxy. It accepts gzip (the server compresses entry bundles) and unpacks it.
+
+use std::io::Read;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
@@ -8,6 +11,10 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+
+/// The most a gzip response may unpack to: an entry bundle of 256 entries of the
+/// largest size its 16-bit lengths allow. More is a bomb, not a bundle.
+const MAX_UNPACKED: u64 = 256 * (2 + 65_535);
 
 /// One keep-alive connection to `authority` (host:port).
 pub(crate) struct Connection {
@@ -60,7 +67,8 @@ impl Connection {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header("host", &self.authority);
+            .header("host", &self.authority)
+            .header("accept-encoding", "gzip");
         if let Some(token) = token {
             req = req.header("authorization", format!("Bearer {token}"));
         }
@@ -71,9 +79,35 @@ impl Connection {
         self.sender.ready().await?;
         let resp = self.sender.send_request(req).await?;
         let status = resp.status().as_u16();
+        let coding = resp
+            .headers()
+            .get(hyper::header::CONTENT_ENCODING)
+            .map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .trim()
+                    .to_ascii_lowercase()
+            });
         let body = resp.into_body().collect().await?.to_bytes();
+        let body = match coding.as_deref() {
+            None | Some("identity") => body,
+            Some("gzip") => gunzip(&body).with_context(|| format!("{path}: the gzip body"))?,
+            Some(other) => bail!("{path}: the server answered in Content-Encoding {other:?}, which was not asked for"),
+        };
         Ok((status, body))
     }
+}
+
+/// A gzip body unpacked, refused past [`MAX_UNPACKED`] bytes.
+fn gunzip(packed: &[u8]) -> anyhow::Result<Bytes> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(packed)
+        .take(MAX_UNPACKED + 1)
+        .read_to_end(&mut out)
+        .context("not valid gzip")?;
+    if out.len() as u64 > MAX_UNPACKED {
+        bail!("unpacks to more than {MAX_UNPACKED} bytes");
+    }
+    Ok(out.into())
 }
 
 /// The token for admin calls: `SEALGATE_TOKEN`, else the data directory's admin-token file.
@@ -101,7 +135,31 @@ pub(crate) fn admin_token(token_file: Option<&std::path::Path>) -> anyhow::Resul
 
 #[cfg(test)]
 mod tests {
-    use super::authority;
+    use std::io::Write;
+
+    use super::{authority, gunzip, MAX_UNPACKED};
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(bytes).expect("write");
+        e.finish().expect("finish")
+    }
+
+    #[test]
+    fn a_gzip_body_unpacks_up_to_a_bundle_and_no_further() {
+        let biggest = vec![7u8; MAX_UNPACKED as usize];
+        assert_eq!(
+            gunzip(&gzip(&biggest)).expect("a bundle's worth").len(),
+            biggest.len()
+        );
+        // A few kilobytes that would unpack past it are refused, not unpacked.
+        let bomb = gzip(&vec![0u8; MAX_UNPACKED as usize + 1]);
+        assert!(bomb.len() < 64 * 1024, "{} bytes", bomb.len());
+        let err = gunzip(&bomb).expect_err("a bomb").to_string();
+        assert!(err.contains("unpacks to more than"), "{err}");
+        let err = gunzip(b"not gzip at all").expect_err("garbage").to_string();
+        assert_eq!(err, "not valid gzip");
+    }
 
     #[test]
     fn a_server_needs_http_a_host_and_a_port() {

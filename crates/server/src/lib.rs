@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod breaker;
+pub mod encoding;
 pub mod error;
 pub mod extract;
 pub mod keystore;

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use sealgate_core::Role;
 use serde_json::json;
 
+use crate::encoding;
 use crate::error::ApiError;
 use crate::extract::{json_body, optional_json_body};
 use crate::middleware;
@@ -141,7 +142,19 @@ async fn tlog_tile(
 ) -> ApiResult {
     s.require(&headers, Role::Auditor).await?;
     let bytes = ledger::tile(&s, &path).await?;
-    Ok((
+    // Entry bundles are JSON and compress well; hash tiles are hashes and do not.
+    let bundle = path.starts_with("tile/entries/");
+    let gzip = bundle && encoding::accepts_gzip(&headers);
+    let body = if gzip {
+        let failed = |e: &dyn std::fmt::Display| ApiError::Internal(format!("gzip of {path}: {e}"));
+        tokio::task::spawn_blocking(move || encoding::gzip(&bytes))
+            .await
+            .map_err(|e| failed(&e))?
+            .map_err(|e| failed(&e))?
+    } else {
+        bytes
+    };
+    let mut response = (
         [
             (http::header::CONTENT_TYPE, "application/octet-stream"),
             // A tile or bundle, full or partial, never changes once served (tlog-tiles:
@@ -151,9 +164,24 @@ async fn tlog_tile(
                 "private, max-age=31536000, immutable",
             ),
         ],
-        bytes,
+        body,
     )
-        .into_response())
+        .into_response();
+    let h = response.headers_mut();
+    if bundle {
+        // A cache keeps the coded and the plain bundle apart.
+        h.insert(
+            http::header::VARY,
+            http::HeaderValue::from_static("accept-encoding"),
+        );
+    }
+    if gzip {
+        h.insert(
+            http::header::CONTENT_ENCODING,
+            http::HeaderValue::from_static("gzip"),
+        );
+    }
+    Ok(response)
 }
 
 async fn decision_state(
