@@ -11,7 +11,7 @@ use anyhow::Context;
 use ed25519_dalek::VerifyingKey;
 use sealgate_core::seal::{jwk, Ed25519SealSigner};
 use sealgate_core::timefmt::Clock;
-use sealgate_ledger::NoteSigner;
+use sealgate_ledger::{Checkpoint, NoteSigner};
 use sealgate_policy::PreparedPolicy;
 use sealgate_screen::{Redactor, RedactorConfig, ScreenConfig, Screener, SecretKind};
 use sealgate_store::{Appender, Store};
@@ -159,11 +159,25 @@ impl AppState {
         let jwks = serde_json::json!({ "keys": [jwk(&vk)] });
 
         let log_key_path = settings.data_dir.join(keystore::LOG_KEY_FILE);
+        let latest = store
+            .latest_checkpoint()
+            .await
+            .context("reading the latest checkpoint")?;
+        if latest.is_some() && !log_key_path.exists() {
+            anyhow::bail!(
+                "{} is missing, but the ledger holds checkpoints signed with it: restore that \
+                 file (a new key would sign checkpoints that no verifier of this log accepts)",
+                log_key_path.display()
+            );
+        }
         let (note_key, created) = keystore::load_or_create_key(&log_key_path)?;
         log_key("checkpoint", &log_key_path, created);
         let log_signer = NoteSigner::new(settings.origin.clone(), note_key).map_err(|e| {
             anyhow::anyhow!("origin {:?} cannot name a note key: {e}", settings.origin)
         })?;
+        if let Some(latest) = latest {
+            same_log(&latest.note, &log_signer, &settings.origin, &log_key_path)?;
+        }
 
         let metrics = Arc::new(Metrics::default());
         let observer = {
@@ -260,4 +274,27 @@ fn log_key(purpose: &str, path: &Path, created: bool) {
     } else {
         info!(purpose, path = %path.display(), "loaded Ed25519 key");
     }
+}
+
+/// Refuses to go on when the ledger's latest checkpoint was not signed by this log key
+/// under this origin: the next one would be, and a verifier holding the log's key would
+/// then reject the old checkpoints or the new. A changed origin or a replaced log key
+/// is a configuration mistake to fix, not a new log to start.
+fn same_log(note: &str, signer: &NoteSigner, origin: &str, key_path: &Path) -> anyhow::Result<()> {
+    let signed_as = note.lines().next().unwrap_or_default();
+    if signed_as != origin {
+        anyhow::bail!(
+            "the ledger's checkpoints are signed as origin {signed_as:?}, not {origin:?}: \
+             start with --origin {signed_as:?} (or SEALGATE_ORIGIN); a log keeps its name"
+        );
+    }
+    let verifier = signer.verifier();
+    Checkpoint::open(note, origin, std::slice::from_ref(&verifier)).map_err(|e| {
+        anyhow::anyhow!(
+            "the ledger's latest checkpoint does not verify with the log key in {} ({e}): \
+             the key was replaced; restore the one that signed the ledger",
+            key_path.display()
+        )
+    })?;
+    Ok(())
 }

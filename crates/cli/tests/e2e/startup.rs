@@ -194,3 +194,97 @@ fn a_taken_port_fails_before_the_data_directory_is_touched() {
         .unwrap_or_default();
     assert!(created.is_empty(), "created {created:?}");
 }
+
+/// `serve` on `data` with `extra` flags, expected to refuse: its exit code and stderr.
+/// Killed (and the test failed) if it starts serving instead.
+fn refused_start(data: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .env_remove("SEALGATE_CONFIG")
+        .env_remove("SEALGATE_DATABASE_URL")
+        .env_remove("SEALGATE_ORIGIN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve {extra:?} started instead of refusing");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A log keeps its name and its key: once the ledger holds a signed checkpoint, a
+/// server started with another origin, without its log key or with another key
+/// refuses to start (each would sign checkpoints the log's verifiers reject), and
+/// creates no key of its own.
+#[tokio::test]
+async fn a_ledger_refuses_a_server_with_another_origin_or_log_key() {
+    let mut server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let auditor = server.create_key("auditor").await;
+    server
+        .validate(&agent, &manifest("agent-identity", "payment", 1000))
+        .await
+        .expect(200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = server
+            .get("/v1/ledger/checkpoint", Some(&auditor.token))
+            .await;
+        // A signed note: origin, tree size, root, signatures.
+        let size = r.text.lines().nth(1).and_then(|l| l.parse::<u64>().ok());
+        if r.status == 200 && size >= Some(1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint: {}",
+            r.text
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    server.kill();
+    let data = server.data_dir.clone();
+    let key = data.join("log-key.pem");
+
+    let (code, stderr) = refused_start(&data, &["--origin", "other.example/log"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("signed as origin \"sealgate.local/log\", not \"other.example/log\""),
+        "{stderr}"
+    );
+
+    let kept = data.join("log-key.pem.kept");
+    std::fs::rename(&key, &kept).expect("move the key away");
+    let (code, stderr) = refused_start(&data, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("log-key.pem is missing"), "{stderr}");
+    assert!(!key.exists(), "a new log key was created");
+
+    // Another valid key in its place: the seal key.
+    std::fs::copy(data.join("seal-key.pem"), &key).expect("another key");
+    let (code, stderr) = refused_start(&data, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("does not verify with the log key"),
+        "{stderr}"
+    );
+
+    std::fs::rename(&kept, &key).expect("restore the key");
+    server.restart().await;
+    server
+        .validate(&agent, &manifest("agent-identity", "payment", 2000))
+        .await
+        .expect(200);
+}
