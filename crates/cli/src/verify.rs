@@ -228,7 +228,8 @@ fn corrupt_is_tampering(
 /// first, then the entry bundles up to its size, checked as they arrive. Leaf hashes are
 /// computed here, never taken from the server.
 struct ServerLog {
-    conn: crate::client::Connection,
+    /// Taken by the fetcher of the entry bundles when the check starts.
+    conn: Option<crate::client::Connection>,
     token: String,
     /// The latest checkpoint, not yet verified: the check opens it with the trusted key.
     note: String,
@@ -262,7 +263,7 @@ impl ServerLog {
             .and_then(|l| l.parse().ok())
             .context("checkpoint without a tree size")?;
         Ok(ServerLog {
-            conn,
+            conn: Some(conn),
             token,
             note,
             size,
@@ -270,42 +271,78 @@ impl ServerLog {
     }
 
     /// Fetches the entry bundles in order and hands each entry to `audit` until it
-    /// finds a problem.
+    /// finds a problem. A task fetches (and unpacks) the next bundles while this one is
+    /// checked, so the server's time and the check's overlap.
     async fn check(&mut self, audit: &mut Audit) -> anyhow::Result<Result<(), Tamper>> {
+        let mut conn = self
+            .conn
+            .take()
+            .context("the server's log was already read")?;
+        let (token, size) = (self.token.clone(), self.size);
+        let (sender, mut fetched) = tokio::sync::mpsc::channel(2);
+        // Stops when a fetch fails (after handing the failure over) or when the check
+        // stops listening.
+        tokio::spawn(async move {
+            let mut start = 0;
+            while start < size {
+                let width = (size - start).min(256) as u16;
+                let bundle = fetch_bundle(&mut conn, &token, start / 256, width).await;
+                let failed = bundle.is_err();
+                if sender.send(bundle).await.is_err() || failed {
+                    break;
+                }
+                start += u64::from(width);
+            }
+        });
         let mut index = 0;
         while index < self.size {
-            let width = (self.size - index).min(256) as u16;
-            let tile = sealgate_ledger::Tile::entries(index / 256, width)?;
-            let (status, body) = self
-                .conn
-                .send(
-                    hyper::Method::GET,
-                    &format!("/v1/ledger/tlog/{}", tile.path()),
-                    Some(&self.token),
-                    None,
-                )
-                .await?;
-            if status != 200 {
-                bail!("GET {}: server answered {status}", tile.path());
-            }
+            let (path, width, body) = fetched
+                .recv()
+                .await
+                .context("the entry bundle fetcher stopped")??;
             let bundle = sealgate_ledger::tiles::decode_bundle(&body)?;
             if bundle.len() != usize::from(width) {
-                bail!(
-                    "{}: {} entries, expected {width}",
-                    tile.path(),
-                    bundle.len()
-                );
+                bail!("{path}: {} entries, expected {width}", bundle.len());
             }
-            for bytes in bundle {
-                let leaf = leaf_hash(bytes);
-                if let Err(b) = audit.step(index, bytes, &leaf, leaf, None)? {
-                    return Ok(Err(audit.report(b)));
+            // Hashing and checking 256 entries is CPU work: off the runtime's thread.
+            let stop = tokio::task::block_in_place(|| {
+                for bytes in bundle {
+                    let leaf = leaf_hash(bytes);
+                    if let Err(b) = audit.step(index, bytes, &leaf, leaf, None)? {
+                        return Ok::<_, anyhow::Error>(Some(audit.report(b)));
+                    }
+                    index += 1;
                 }
-                index += 1;
+                Ok(None)
+            })?;
+            if let Some(t) = stop {
+                return Ok(Err(t));
             }
         }
         Ok(Ok(()))
     }
+}
+
+/// Entry bundle `n` of `width` entries: its path, its width and its bytes.
+async fn fetch_bundle(
+    conn: &mut crate::client::Connection,
+    token: &str,
+    n: u64,
+    width: u16,
+) -> anyhow::Result<(String, u16, bytes::Bytes)> {
+    let path = sealgate_ledger::Tile::entries(n, width)?.path();
+    let (status, body) = conn
+        .send(
+            hyper::Method::GET,
+            &format!("/v1/ledger/tlog/{path}"),
+            Some(token),
+            None,
+        )
+        .await?;
+    if status != 200 {
+        bail!("GET {path}: server answered {status}");
+    }
+    Ok((path, width, body))
 }
 
 fn trusted_key(
