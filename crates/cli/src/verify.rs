@@ -1427,6 +1427,14 @@ mod tests {
         format!("{}{}{}", &line[..start], B64.encode(bytes), &line[end..])
     }
 
+    /// The tampering the check of the export at `path` finds (on one thread and two).
+    async fn tampering(path: &Path) -> Tamper {
+        check_export(path)
+            .await
+            .expect("reads")
+            .expect_err("tampering found")
+    }
+
     /// Two threads read ahead of the check; what they read must not change the answer
     /// (check_export runs both and requires the same one).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1451,17 +1459,11 @@ mod tests {
         let mut garbage = edited.clone();
         garbage.insert(first + 40, "xyz".into());
         rewrite(&path, &garbage);
-        let t = check_export(&path)
-            .await
-            .expect("reads")
-            .expect_err("edited");
+        let t = tampering(&path).await;
         assert!(t.0.starts_with("entry 5: its bytes hash to"), "{}", t.0);
         let bytes = edited.join("\n");
         std::fs::write(&path, &bytes[..bytes.len() - 30]).expect("write");
-        let t = check_export(&path)
-            .await
-            .expect("reads")
-            .expect_err("edited");
+        let t = tampering(&path).await;
         assert!(t.0.starts_with("entry 5: its bytes hash to"), "{}", t.0);
 
         // In the second chunk, the line for entry 9000 claims to be entry 100 and is
@@ -1472,19 +1474,13 @@ mod tests {
             b"{}",
         );
         rewrite(&path, &misplaced);
-        let t = check_export(&path)
-            .await
-            .expect("reads")
-            .expect_err("misplaced");
+        let t = tampering(&path).await;
         assert_eq!(t.0, "entry 9000 is missing (found index 100 in its place)");
         // The line of entry 8191 repeated after it.
         let mut repeated = whole.clone();
         repeated.insert(first + 8192, whole[first + 8191].clone());
         rewrite(&path, &repeated);
-        let t = check_export(&path)
-            .await
-            .expect("reads")
-            .expect_err("repeated");
+        let t = tampering(&path).await;
         assert_eq!(t.0, "entry 8192 is missing (found index 8191 in its place)");
     }
 
