@@ -2,7 +2,7 @@
 //! `synchronous=FULL`, so a committed batch survives power loss.
 //!
 //! One writer connection (only the appender writes, so no write contention) and a
-//! small pool of reader connections; WAL lets readers run beside the writer. All
+//! small pool of reader connections; one writing process at a time (`ledger.db.lock`); WAL lets readers run beside the writer. All
 //! SQLite calls run on Tokio's blocking pool. Row mapping stays in this crate.
 
 mod audit;
@@ -20,8 +20,8 @@ use sealgate_core::Role;
 use sealgate_ledger::Frontier;
 use sealgate_store::{
     ApiKey, AppendOutcome, Appended, AuditQuery, AuditRow, NewApiKey, NewCheckpoint, NewEntry,
-    NewPolicy, NodeId, PolicySummary, Redemption, Rejection, Resolution, SealRecord, Store,
-    StoreError, StoredCheckpoint, StoredEntry, StoredPolicy,
+    NewPolicy, NodeId, PolicySummary, Redemption, Rejection, Resolution, Revocation, SealRecord,
+    Store, StoreError, StoredCheckpoint, StoredEntry, StoredPolicy,
 };
 use tracing::instrument;
 
@@ -35,6 +35,10 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Writer>>,
     readers: Arc<Pool>,
     path: PathBuf,
+    /// Held while the store is open for writing: the writer keeps the next index and
+    /// the tree's edge in memory, so a second writing process would take indices this
+    /// one already committed (and be refused every append for ever after).
+    _lock: Option<Arc<std::fs::File>>,
 }
 
 struct Writer {
@@ -49,8 +53,10 @@ struct Writer {
 
 impl SqliteStore {
     /// Opens (creating if needed) the ledger database at `path` and applies migrations.
+    /// Refused while another process has it open for writing.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         create_private(path)?;
+        let lock = lock_writer(path)?;
         let mut conn = open_connection(path)?;
         migrate::apply(&mut conn)?;
         let next_index: i64 = conn
@@ -73,6 +79,7 @@ impl SqliteStore {
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(Pool::new(path.to_owned(), 8)),
             path: path.to_owned(),
+            _lock: Some(Arc::new(lock)),
         })
     }
 
@@ -95,6 +102,7 @@ impl SqliteStore {
             })),
             readers: Arc::new(Pool::new(path.to_owned(), 4)),
             path: path.to_owned(),
+            _lock: None,
         })
     }
 
@@ -134,6 +142,50 @@ impl SqliteStore {
 }
 
 /// Creates the database file owner-only (SQLite gives its -wal and -shm files the same mode).
+/// Takes the exclusive lock on `<path>.lock` (created 0600), and writes this process's
+/// id there for the message another one gets. A lock file of its own, not the database:
+/// closing any descriptor of the database file would drop SQLite's own locks on it.
+/// The lock goes with the process, however it ends.
+fn lock_writer(path: &Path) -> Result<std::fs::File, StoreError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    let failed = |e: std::io::Error| {
+        StoreError::Unavailable(format!("locking {}: {e}", lock_path.display()))
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(failed)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                pid if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => {
+                    format!("process {pid}")
+                }
+                _ => "another process".to_owned(),
+            };
+            return Err(StoreError::Unavailable(format!(
+                "{} is open for writing by {holder} (another sealgate serve on this data \
+                 directory?); one process at a time writes a SQLite ledger",
+                path.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+    }
+    file.set_len(0).map_err(failed)?;
+    file.rewind().map_err(failed)?;
+    writeln!(file, "{}", std::process::id()).map_err(failed)?;
+    Ok(file)
+}
+
 fn create_private(path: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::OpenOptionsExt;
     if path.exists() {
@@ -762,16 +814,36 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn revoke_key(&self, id: &str, revoked_at: &str) -> Result<bool, StoreError> {
+    async fn revoke_key(&self, id: &str, revoked_at: &str) -> Result<Revocation, StoreError> {
         let (id, at) = (id.to_owned(), revoked_at.to_owned());
+        // One writer: the check and the update cannot interleave with another revocation.
         self.write(move |w| {
-            w.conn
+            let revoked = w
+                .conn
                 .execute(
-                    "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                    "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL \
+                       AND (role <> 'admin' OR EXISTS (SELECT 1 FROM api_keys \
+                            WHERE role = 'admin' AND revoked_at IS NULL AND id <> ?1))",
                     params![id, at],
                 )
-                .map(|n| n == 1)
-                .map_err(map_err)
+                .map_err(map_err)?;
+            if revoked == 1 {
+                return Ok(Revocation::Revoked);
+            }
+            let live_admin: bool = w
+                .conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM api_keys \
+                       WHERE id = ?1 AND revoked_at IS NULL AND role = 'admin')",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .map_err(map_err)?;
+            Ok(if live_admin {
+                Revocation::LastAdmin
+            } else {
+                Revocation::NotLive
+            })
         })
         .await
     }

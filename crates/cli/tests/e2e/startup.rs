@@ -49,8 +49,10 @@ fn data_files(server: &Server) -> BTreeMap<String, Vec<u8>> {
             !(name.ends_with("-wal") || name.ends_with("-shm") || name.ends_with("-journal"))
         })
         .map(|name| {
-            let bytes = if name.ends_with(".db") {
-                Vec::new() // contents change with checkpoints; compared through the API
+            let bytes = if name.ends_with(".db") || name.ends_with(".db.lock") {
+                // The ledger changes with checkpoints (compared through the API); its
+                // lock file names the process holding it.
+                Vec::new()
             } else {
                 std::fs::read(server.data_dir.join(&name)).expect("read data file")
             };
@@ -285,6 +287,29 @@ async fn a_ledger_refuses_a_server_with_another_origin_or_log_key() {
     server.restart().await;
     server
         .validate(&agent, &manifest("agent-identity", "payment", 2000))
+        .await
+        .expect(200);
+}
+
+/// One server per SQLite data directory: a second one (an overlapping restart, a
+/// second unit) refuses to start, naming the process that holds the ledger, instead of
+/// answering every decision with a conflict; the first goes on deciding.
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
+    let server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let before = server.tree_size().await;
+
+    let (code, stderr) = refused_start(&server.data_dir, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("is open for writing by process {}", server.pid())),
+        "{stderr}"
+    );
+    assert_eq!(server.tree_size().await, before, "the refused server wrote");
+
+    server
+        .validate(&agent, &manifest("agent-lock", "payment", 1000))
         .await
         .expect(200);
 }

@@ -3,6 +3,7 @@
 
 mod audit_index;
 mod immutability;
+mod writer_lock;
 
 use sealgate_store_sqlite::SqliteStore;
 
