@@ -20,8 +20,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sealgate_store::{
     ApiKey, AppendOutcome, AuditQuery, AuditRow, NewApiKey, NewCheckpoint, NewEntry, NewPolicy,
-    NodeId, PolicySummary, SealRecord, Store, StoreError, StoredCheckpoint, StoredEntry,
-    StoredPolicy,
+    NodeId, PolicySummary, Revocation, SealRecord, Store, StoreError, StoredCheckpoint,
+    StoredEntry, StoredPolicy,
 };
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -287,7 +287,7 @@ impl Store for BreakerStore {
     async fn key_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError> {
         self.guard(self.inner.key_by_hash(token_hash)).await
     }
-    async fn revoke_key(&self, id: &str, revoked_at: &str) -> Result<bool, StoreError> {
+    async fn revoke_key(&self, id: &str, revoked_at: &str) -> Result<Revocation, StoreError> {
         self.guard(self.inner.revoke_key(id, revoked_at)).await
     }
     async fn key_count(&self) -> Result<u64, StoreError> {

@@ -24,8 +24,8 @@ use sealgate_core::entry::Status;
 use sealgate_core::Role;
 use sealgate_store::{
     ApiKey, AppendOutcome, AuditQuery, AuditRow, NewApiKey, NewCheckpoint, NewEntry, NewPolicy,
-    NodeId, PolicySummary, Redemption, Resolution, SealRecord, Store, StoreError, StoredCheckpoint,
-    StoredEntry, StoredPolicy,
+    NodeId, PolicySummary, Redemption, Resolution, Revocation, SealRecord, Store, StoreError,
+    StoredCheckpoint, StoredEntry, StoredPolicy,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, NoTls, Row};
@@ -620,13 +620,33 @@ impl Store for PostgresStore {
     }
 
     #[instrument(skip_all, fields(id = %id))]
-    async fn revoke_key(&self, id: &str, revoked_at: &str) -> Result<bool, StoreError> {
-        self.write(
-            "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-            &[&id, &revoked_at],
-        )
-        .await
-        .map(|n| n == 1)
+    async fn revoke_key(&self, id: &str, revoked_at: &str) -> Result<Revocation, StoreError> {
+        // The live admin keys are locked before they are counted, so two replicas
+        // revoking the last two admin keys at once queue, and the second sees one left.
+        let revoked = self
+            .write(
+                "WITH live_admins AS (SELECT id FROM api_keys \
+                   WHERE role = 'admin' AND revoked_at IS NULL FOR UPDATE) \
+                 UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL \
+                   AND (role <> 'admin' OR (SELECT count(*) FROM live_admins WHERE id <> $1) > 0)",
+                &[&id, &revoked_at],
+            )
+            .await?;
+        if revoked == 1 {
+            return Ok(Revocation::Revoked);
+        }
+        let live_admin = self
+            .query_opt(
+                "live_admin",
+                "SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL AND role = 'admin'",
+                &[&id],
+                |_| Ok(()),
+            )
+            .await?;
+        Ok(match live_admin {
+            Some(()) => Revocation::LastAdmin,
+            None => Revocation::NotLive,
+        })
     }
 
     #[instrument(skip_all)]

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use std::sync::Arc;
 
-use crate::{Appender, AuditQuery, NewApiKey, NewEntry, NewPolicy, Rejection, Store};
+use crate::{Appender, AuditQuery, NewApiKey, NewEntry, NewPolicy, Rejection, Revocation, Store};
 
 /// Generates one `#[tokio::test]` per conformance case.
 #[macro_export]
@@ -29,6 +29,7 @@ macro_rules! conformance_tests {
             audit_query_filters_and_pages_newest_first,
             policies_are_stored_once_and_activation_is_latest,
             keys_are_found_by_hash_until_revoked,
+            the_last_live_admin_key_is_never_revoked,
             concurrent_appends_through_the_appender_stay_contiguous,
             tree_nodes_give_roots_and_proofs_for_every_size,
             checkpoints_are_kept_in_order);
@@ -627,20 +628,93 @@ pub async fn keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>) {
         .await
         .expect("lookup")
         .is_none());
-    assert!(store
-        .revoke_key("key-1", "2026-11-23T11:00:00.000000Z")
-        .await
-        .expect("revoke"));
-    assert!(!store
-        .revoke_key("key-1", "2026-11-23T11:00:00.000000Z")
-        .await
-        .expect("revoke twice"));
+    assert_eq!(
+        store
+            .revoke_key("key-1", "2026-11-23T11:00:00.000000Z")
+            .await
+            .expect("revoke"),
+        Revocation::Revoked
+    );
+    assert_eq!(
+        store
+            .revoke_key("key-1", "2026-11-23T11:00:00.000000Z")
+            .await
+            .expect("revoke twice"),
+        Revocation::NotLive
+    );
+    assert_eq!(
+        store
+            .revoke_key("key-never", "2026-11-23T11:00:00.000000Z")
+            .await
+            .expect("revoke unknown"),
+        Revocation::NotLive
+    );
     assert!(store
         .key_by_hash(&crate::token_hash("sgk_secret"))
         .await
         .expect("lookup")
         .is_none());
     assert_eq!(store.key_count().await.expect("count"), 1);
+}
+
+pub async fn the_last_live_admin_key_is_never_revoked(store: Arc<dyn Store>) {
+    let admin = |id: &str| NewApiKey {
+        id: id.into(),
+        role: Role::Admin,
+        name: id.into(),
+        token_hash: crate::token_hash(&format!("sgk_{id}")),
+        created_at: "2026-11-23T10:00:00.000000Z".into(),
+    };
+    let at = "2026-11-23T11:00:00.000000Z";
+    store.create_key(&admin("admin-1")).await.expect("create");
+    assert_eq!(
+        store.revoke_key("admin-1", at).await.expect("revoke"),
+        Revocation::LastAdmin
+    );
+    assert!(
+        store
+            .key_by_hash(&crate::token_hash("sgk_admin-1"))
+            .await
+            .expect("lookup")
+            .is_some(),
+        "a refused revocation revoked"
+    );
+
+    // Two admins revoking each other at the same moment, many times over: exactly one
+    // revocation goes through each time.
+    for round in 0..20 {
+        let (a, b) = (format!("a-{round}"), format!("b-{round}"));
+        store.create_key(&admin(&a)).await.expect("create");
+        store.create_key(&admin(&b)).await.expect("create");
+        // admin-1 stays live for the rounds that follow; revoke it for this one.
+        if round == 0 {
+            assert_eq!(
+                store.revoke_key("admin-1", at).await.expect("revoke"),
+                Revocation::Revoked
+            );
+        } else {
+            let (pa, pb) = (format!("a-{}", round - 1), format!("b-{}", round - 1));
+            for id in [pa, pb] {
+                // One of the two is already gone.
+                let r = store.revoke_key(&id, at).await.expect("revoke");
+                assert!(
+                    matches!(r, Revocation::Revoked | Revocation::NotLive),
+                    "{id}: {r:?}"
+                );
+            }
+        }
+        let (s1, s2) = (store.clone(), store.clone());
+        let (a2, b2) = (a.clone(), b.clone());
+        let first = tokio::spawn(async move { s1.revoke_key(&a2, at).await.expect("revoke") });
+        let second = tokio::spawn(async move { s2.revoke_key(&b2, at).await.expect("revoke") });
+        let mut outcomes = [first.await.expect("join"), second.await.expect("join")];
+        outcomes.sort_by_key(|r| *r as u8);
+        assert_eq!(
+            outcomes,
+            [Revocation::Revoked, Revocation::LastAdmin],
+            "round {round}"
+        );
+    }
 }
 
 pub async fn concurrent_appends_through_the_appender_stay_contiguous(store: Arc<dyn Store>) {

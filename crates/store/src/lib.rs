@@ -114,8 +114,9 @@ pub trait Store: Send + Sync + 'static {
     /// The live (not revoked) key whose token hashes to `token_hash`.
     async fn key_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError>;
 
-    /// Revokes a key; false when no live key has that id.
-    async fn revoke_key(&self, id: &str, revoked_at: &str) -> Result<bool, StoreError>;
+    /// Revokes a key, unless it is the last live admin key (atomically: two admins
+    /// revoking each other at once leave one).
+    async fn revoke_key(&self, id: &str, revoked_at: &str) -> Result<Revocation, StoreError>;
 
     /// Number of keys ever created (revoked ones included).
     async fn key_count(&self) -> Result<u64, StoreError>;

@@ -162,6 +162,17 @@ pub struct NewApiKey {
     pub created_at: String,
 }
 
+/// What revoking a key did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    Revoked,
+    /// No live key has that id (never created, or revoked already).
+    NotLive,
+    /// Refused: it is the last live admin key, and without one no key could ever be
+    /// created or revoked again.
+    LastAdmin,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
     pub id: String,

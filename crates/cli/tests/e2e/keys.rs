@@ -197,3 +197,57 @@ async fn cli_keys_revoke_refuses_what_is_not_a_key_id() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("server answered 404"), "{stderr}");
 }
+
+/// The last live admin key cannot be revoked (nothing could create or revoke a key
+/// after it): 409 saying why, and the key keeps working. Any other admin key can go.
+#[tokio::test]
+async fn the_last_admin_key_is_not_revoked() {
+    let server = Server::start().await;
+    let log = server.log();
+    let bootstrap_id = log
+        .lines()
+        .find(|l| l.contains("bootstrap admin token written"))
+        .and_then(|l| serde_json::from_str::<Value>(l).ok())
+        .and_then(|v| v["fields"]["key_id"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no bootstrap key id in the log:\n{log}"));
+    let second = server.create_key("admin").await;
+
+    server
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/v1/keys/{bootstrap_id}"),
+            Some(&second.token),
+            None,
+        )
+        .await
+        .expect(204);
+    let r = server
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/v1/keys/{}", second.id),
+            Some(&second.token),
+            None,
+        )
+        .await
+        .expect_problem(409);
+    assert!(
+        r.json["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("last live admin key")),
+        "{}",
+        r.text
+    );
+    // Still an admin: it creates keys, and the revoked bootstrap token does not.
+    server
+        .post("/v1/keys", Some(&second.token), &json!({"role": "agent"}))
+        .await
+        .expect(201);
+    server
+        .post(
+            "/v1/keys",
+            Some(&server.admin_token),
+            &json!({"role": "agent"}),
+        )
+        .await
+        .expect_problem(401);
+}

@@ -1,7 +1,7 @@
 //! API keys: created with a one-time token (stored only as its hash), revoked by id.
 
 use sealgate_core::Role;
-use sealgate_store::{token_hash, ApiKey, NewApiKey};
+use sealgate_store::{token_hash, ApiKey, NewApiKey, Revocation};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -86,8 +86,15 @@ async fn insert(state: &AppState, role: Role, name: &str) -> Result<(String, Str
 }
 
 pub async fn revoke(state: &AppState, caller: &ApiKey, id: &str) -> Result<(), ApiError> {
-    if !state.store.revoke_key(id, &now_str(state)).await? {
-        return Err(ApiError::NotFound(format!("no live key {id}")));
+    match state.store.revoke_key(id, &now_str(state)).await? {
+        Revocation::Revoked => {}
+        Revocation::NotLive => return Err(ApiError::NotFound(format!("no live key {id}"))),
+        Revocation::LastAdmin => {
+            return Err(ApiError::Conflict(format!(
+                "{id} is the last live admin key: create another admin key before revoking it \
+                 (without one, no key could be created or revoked again)"
+            )))
+        }
     }
     state.auth.forget(id);
     info!(key_id = %id, revoked_by = %caller.id, "API key revoked");

@@ -91,10 +91,13 @@ async fn update_delete_and_truncate_on_evidence_tables_fail_with_immutable() {
         let msg = refused(&raw, sql).await;
         assert!(msg.contains("immutable"), "{sql}: {msg}");
     }
-    assert!(store
-        .revoke_key("key-1", "2026-11-23T11:00:00.000000Z")
-        .await
-        .expect("revoke"));
+    assert_eq!(
+        store
+            .revoke_key("key-1", "2026-11-23T11:00:00.000000Z")
+            .await
+            .expect("revoke"),
+        sealgate_store::Revocation::Revoked
+    );
     let msg = refused(&raw, "UPDATE api_keys SET revoked_at = NULL").await;
     assert!(msg.contains("immutable"), "un-revoking: {msg}");
 
