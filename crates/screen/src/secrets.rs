@@ -50,6 +50,9 @@ pub enum SecretKind {
     OpenaiKey,
     /// Anthropic API key.
     AnthropicKey,
+    /// sealgate's own API token (`sgk_` and 43 base64url characters): an agent must
+    /// not put one where every auditor reads it for ever.
+    SealgateToken,
     /// PEM / PGP / OpenSSH private key block.
     PrivateKey,
     /// Password, secret, token or API key in a `key = value` pair or a
@@ -75,7 +78,7 @@ pub enum SecretKind {
 
 impl SecretKind {
     /// Every kind, in priority order (earlier wins an overlap).
-    pub const ALL: [SecretKind; 20] = [
+    pub const ALL: [SecretKind; 21] = [
         SecretKind::PrivateKey,
         SecretKind::Jwt,
         SecretKind::AwsAccessKey,
@@ -87,6 +90,7 @@ impl SecretKind {
         SecretKind::StripeKey,
         SecretKind::AnthropicKey,
         SecretKind::OpenaiKey,
+        SecretKind::SealgateToken,
         SecretKind::UrlPassword,
         SecretKind::Password,
         SecretKind::Iban,
@@ -111,6 +115,7 @@ impl SecretKind {
             SecretKind::StripeKey => "stripe_key",
             SecretKind::OpenaiKey => "openai_key",
             SecretKind::AnthropicKey => "anthropic_key",
+            SecretKind::SealgateToken => "sealgate_token",
             SecretKind::PrivateKey => "private_key",
             SecretKind::Password => "password",
             SecretKind::UrlPassword => "url_password",
@@ -358,6 +363,10 @@ const SPECS: &[Spec] = &[
     Spec { kind: SecretKind::OpenaiKey, group: 0, validate: not_placeholder_token,
         gate: Gate::Anchors(&[&["sk-"]]),
         pattern: r"\bsk-(?:(?:proj|svcacct|admin|None)-)?[A-Za-z0-9_-]{10,}T3BlbkFJ[A-Za-z0-9_-]{10,}|\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{80,}" },
+    // The exact length: a token is 32 random bytes, base64url without padding.
+    Spec { kind: SecretKind::SealgateToken, group: 1, validate: not_placeholder_token,
+        gate: Gate::Anchors(&[&["sgk_"]]),
+        pattern: r"(?:^|[^A-Za-z0-9_-])(sgk_[A-Za-z0-9_-]{43})(?:[^A-Za-z0-9_-]|$)" },
     Spec { kind: SecretKind::UrlPassword, group: 1, validate: url_password,
         gate: Gate::Anchors(&[&["://"], &["@"]]),
         pattern: r#"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@'"<>{}]{1,64}:([^\s/@'"<>]{1,128})@[A-Za-z0-9.-]+"# },
@@ -919,7 +928,7 @@ fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn digits_of(s: &str) -> Vec<u8> {
@@ -1900,6 +1909,35 @@ mod tests {
             "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abc";
         assert!(!has(truncated_header, SecretKind::Jwt));
         assert!(!has("eyJAAAA.eyJBBB", SecretKind::Jwt));
+    }
+
+    #[test]
+    fn sealgate_tokens_whatever_their_dashes() {
+        // Two dashes split this one into runs too short for the entropy detector.
+        for token in [
+            "sgk_7iq8ytqkC5yjQhpo-ASzK-51TOkzJ4JgOJxFn6P3IVs",
+            "sgk_Tqlijp43aVfetJsnCd-3CbMKwVHnx2SJV_Fj-IAYp6o",
+            "sgk_Zx3mP9qR2vT8wY4bN6cK1dF5gH7jL0sA2eU4iO6pQ8r",
+        ] {
+            assert!(has(token, SecretKind::SealgateToken), "{token}");
+            assert!(
+                has(&format!("approved: {token}."), SecretKind::SealgateToken),
+                "{token} in a sentence"
+            );
+        }
+        // Shorter or longer than a token, or a placeholder: not one.
+        assert!(!has(
+            "sgk_7iq8ytqkC5yjQhpo-ASzK-51TOkzJ4JgOJxFn6P3IV",
+            SecretKind::SealgateToken
+        ));
+        assert!(!has(
+            "sgk_7iq8ytqkC5yjQhpo-ASzK-51TOkzJ4JgOJxFn6P3IVsA",
+            SecretKind::SealgateToken
+        ));
+        assert!(!has(
+            "sgk_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            SecretKind::SealgateToken
+        ));
     }
 
     #[test]

@@ -301,6 +301,18 @@ async fn a_denied_pending_decision_gets_no_seal_and_other_decisions_take_no_answ
         "the error must not repeat the secret: {}",
         r.text
     );
+    // sealgate's own token, the approver's here: two of its dashes once hid it.
+    let token = &approver.token;
+    let r = server
+        .post(
+            &path,
+            Some(&approver.token),
+            &json!({"reason": format!("checked with {token}")}),
+        )
+        .await
+        .expect_problem(400);
+    assert!(r.text.contains("sealgate_token"), "{}", r.text);
+    assert!(!r.text.contains(token.as_str()), "{}", r.text);
     for (body, field) in [
         (json!({"reason": 7}), "/reason"),
         (json!({"reason": "x".repeat(3000)}), "/reason"),
