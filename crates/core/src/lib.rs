@@ -3,6 +3,7 @@
 
 pub mod canonical;
 pub mod entry;
+pub mod json;
 pub mod limits;
 pub mod manifest;
 pub mod role;

@@ -16,7 +16,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Reads a JSON object body: 415 for another content type, 413 past the size limit,
 /// 408 when it is still arriving after `deadline` (so a slow client cannot hold a
 /// request open), 400 naming the limit for deep nesting, 400 with the position for
-/// malformed JSON. Only the body read has a deadline: store calls have bounds of their
+/// malformed JSON, a member named twice or a number a float would change (see
+/// [`sealgate_core::json`]: what is decided and recorded is what was sent). Only the body read has a deadline: store calls have bounds of their
 /// own (pool and statement timeouts, the circuit breaker), and nothing cuts a request
 /// short once its entry is on its way to the ledger.
 pub async fn json_body(
@@ -77,13 +78,13 @@ async fn read_object(
             format!("JSON nesting depth {depth} exceeds the limit of {MAX_JSON_DEPTH}"),
         ));
     }
-    match serde_json::from_slice::<Value>(&bytes) {
+    match sealgate_core::json::parse(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::bad_request(
             "/",
             "request body must be a JSON object",
         )),
-        Err(e) => Err(ApiError::bad_request("/", format!("malformed JSON: {e}"))),
+        Err(e) => Err(ApiError::bad_request("/", e.to_string())),
     }
 }
 

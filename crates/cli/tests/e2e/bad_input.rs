@@ -223,3 +223,57 @@ async fn a_body_that_stalls_past_the_deadline_is_408_and_records_nothing() {
     assert!(text.contains("did not arrive within 1 s"), "{text}");
     assert_nothing_recorded_and_still_serving(&mut server, &agent, size).await;
 }
+
+/// What a parse would silently change is refused, not decided on: a number a 64-bit
+/// float cannot hold as written (`5000.0000000000001` would be approved as 5000 and
+/// sealed as such), and a member named twice (the last would win here, the first in
+/// some proxy in front).
+#[tokio::test]
+async fn numbers_a_float_would_round_and_members_named_twice_are_400() {
+    let mut server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let size = server.tree_size().await;
+    let template = serde_json::to_string(&json!({
+        "manifest": manifest("agent-exact", "payment", 1000)
+    }))
+    .unwrap();
+    assert!(template.contains(r#""amount":1000"#), "{template}");
+    for amount in [
+        "5000.0000000000001",
+        "4999.99999999999999999",
+        "9007199254740993.0",
+        "123456789012345678901234567890",
+    ] {
+        let body = template.replace(r#""amount":1000"#, &format!(r#""amount":{amount}"#));
+        let r = server
+            .post_raw(VALIDATE, Some(&agent.token), body.into_bytes())
+            .await
+            .expect_problem(400);
+        let detail = r.json["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(&format!("the number {amount}")) && detail.contains("as a string"),
+            "{amount}: {}",
+            r.text
+        );
+    }
+    let body = template.replace(r#""amount":1000"#, r#""amount":999999,"amount":1"#);
+    let r = server
+        .post_raw(VALIDATE, Some(&agent.token), body.into_bytes())
+        .await
+        .expect_problem(400);
+    assert!(
+        r.json["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(r#"member "amount" is given twice"#)),
+        "{}",
+        r.text
+    );
+    assert_nothing_recorded_and_still_serving(&mut server, &agent, size).await;
+
+    // Shortest float text is kept as sent: 19.99 is decided on and recorded as 19.99.
+    let body = template.replace(r#""amount":1000"#, r#""amount":1999.5"#);
+    let r = server
+        .post_raw(VALIDATE, Some(&agent.token), body.into_bytes())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
