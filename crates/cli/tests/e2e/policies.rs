@@ -204,6 +204,24 @@ async fn a_policy_that_does_not_compile_is_refused() {
     );
     assert_eq!(server.tree_size().await, size);
 
+    // A refusal names the member it is about.
+    let rego = "package sealgate\n\ndecision := {\"allow\": false, \"deny\": [], \"require_approval\": []}\n";
+    for (body, field) in [
+        (json!({"files": {"p.rego": rego}, "data": [1]}), "/data"),
+        (
+            json!({"files": {"p.rego": rego}, "data": {"n": 9007199254740993u64}}),
+            "/data",
+        ),
+        (json!({"files": {"../p.rego": rego}}), "/files/..~1p.rego"),
+        (json!({"files": {}}), "/files"),
+    ] {
+        let r = server
+            .post("/v1/policies", Some(&admin), &body)
+            .await
+            .expect_problem(400);
+        assert_eq!(r.json["field"], json!(field), "{body}: {}", r.text);
+    }
+
     // Activating a version that was never uploaded is a 404.
     server
         .post(

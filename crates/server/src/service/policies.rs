@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sealgate_core::entry::{Entry, PolicyActivation};
-use sealgate_policy::{Bundle, PreparedPolicy};
+use sealgate_policy::{Bundle, BundleError, PreparedPolicy};
 use sealgate_store::{ApiKey, NewEntry, NewPolicy};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -77,7 +77,21 @@ fn bundle_from_body(body: &Map<String, Value>) -> Result<Bundle, ApiError> {
         sources.insert(name.clone(), source.clone());
     }
     let data = body.get("data").cloned();
-    Bundle::new(sources, data).map_err(|e| ApiError::bad_request("/files", e.to_string()))
+    Bundle::new(sources, data).map_err(|e| ApiError::bad_request(bundle_field(&e), e.to_string()))
+}
+
+/// The member of an upload body a refusal is about.
+fn bundle_field(e: &BundleError) -> String {
+    use sealgate_core::manifest::escape_pointer;
+    match e {
+        BundleError::InvalidName { name, .. } | BundleError::FileTooLarge { name, .. } => {
+            format!("/files/{}", escape_pointer(name))
+        }
+        // Sources are strings: only the data document can fail to canonicalize.
+        BundleError::DataNotObject | BundleError::Canonical(_) => "/data".into(),
+        BundleError::TooLarge(_) => "/".into(),
+        _ => "/files".into(),
+    }
 }
 
 fn prepare(
