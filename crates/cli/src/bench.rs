@@ -293,7 +293,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "latency_ms": percentiles(&mut proofs.latencies_us),
         });
     }
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::out(serde_json::to_string_pretty(&report)?)?;
     Ok(if total.errors + proofs.errors > 0 {
         ExitCode::from(1)
     } else {

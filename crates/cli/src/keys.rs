@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::Subcommand;
 use hyper::Method;
 
@@ -56,7 +56,15 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             if status != 201 {
                 return Ok(refused(status, &body));
             }
-            println!("{}", String::from_utf8_lossy(&body));
+            // Shown only now: a token that cannot be written is lost, and its key is
+            // live. Say which key to revoke.
+            crate::out(String::from_utf8_lossy(&body)).with_context(|| {
+                let id = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["id"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "(unknown id)".into());
+                format!("key {id} was created but its token could not be written: revoke it")
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         KeysCommand::Revoke {
@@ -85,7 +93,7 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             if status != 204 {
                 return Ok(refused(status, &body));
             }
-            println!("revoked {id}");
+            crate::out(format!("revoked {id}"))?;
             Ok(ExitCode::SUCCESS)
         }
     }

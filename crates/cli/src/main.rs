@@ -11,6 +11,7 @@ mod verify;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 // The decision path allocates many small, short-lived values (JSON trees, Rego values,
@@ -60,6 +61,16 @@ enum Command {
 enum LedgerCommand {
     /// Write the ledger (entries, leaf hashes, checkpoints) as JSON lines for offline verification.
     Export(verify::ExportArgs),
+}
+
+/// Writes `text` and a newline to standard output: an error (exit 2), not a panic as
+/// with `println!`, when it is closed (`sealgate verify | head -0`) or full.
+pub(crate) fn out(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .context("writing to standard output")
 }
 
 fn main() -> ExitCode {

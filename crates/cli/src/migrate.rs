@@ -18,12 +18,9 @@ pub(crate) async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let applied = sealgate_store_postgres::migrate(&args.database_url)
         .await
         .map_err(|e| anyhow::anyhow!("migrating: {e}"))?;
-    println!(
-        "{}",
-        serde_json::json!({
-            "applied": applied,
-            "schema_version": sealgate_store_postgres::SCHEMA_VERSION,
-        })
-    );
+    crate::out(serde_json::json!({
+        "applied": applied,
+        "schema_version": sealgate_store_postgres::SCHEMA_VERSION,
+    }))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -42,6 +42,6 @@ pub(crate) fn run(cmd: ScreenCommand) -> anyhow::Result<ExitCode> {
             report
         }
     };
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::out(serde_json::to_string_pretty(&report)?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -164,15 +164,15 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let outcome = corrupt_is_tampering(check(&args).await)?;
     match outcome {
         Ok(summary) => {
-            println!("{}", serde_json::to_string_pretty(&summary)?);
+            crate::out(serde_json::to_string_pretty(&summary)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(Tamper(what)) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json!({"ok": false, "problem": what}))?
-            );
             eprintln!("TAMPERING DETECTED: {what}");
+            // Tampering is exit 1 even when the report cannot be written: stderr said it.
+            let _ = crate::out(serde_json::to_string_pretty(
+                &json!({"ok": false, "problem": what}),
+            )?);
             Ok(ExitCode::from(1))
         }
     }

@@ -37,7 +37,7 @@ fn main() {
     for i in 0..if unchecked { 0 } else { entries } {
         entry(i, &mut buf);
         frontier.push_entry(&buf);
-        if frontier.size() % 100_000 == 0 || frontier.size() == entries {
+        if frontier.size().is_multiple_of(100_000) || frontier.size() == entries {
             checkpoints.push((frontier.size(), frontier.root()));
         }
     }
