@@ -663,4 +663,18 @@ async fn verify_and_export_refuse_what_they_cannot_do_as_asked() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // A reader that went away (`sealgate verify | head -0`): an error, not a panic.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["verify", "--key", &key])
+        .env("SEALGATE_DATA_DIR", &dir)
+        .stdout(writer)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("writing to standard output"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
