@@ -151,7 +151,11 @@ pub(crate) fn admin_token(token_file: Option<&std::path::Path>) -> anyhow::Resul
             "warning: {e:#}; or pass the token in SEALGATE_TOKEN. Anyone who can read it can act as admin."
         );
     }
-    Ok(text.trim().to_owned())
+    let token = text.trim();
+    if token.is_empty() {
+        anyhow::bail!("{} is empty: it should hold a token", path.display());
+    }
+    Ok(token.to_owned())
 }
 
 #[cfg(test)]

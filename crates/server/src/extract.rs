@@ -48,7 +48,18 @@ async fn read_object(
         let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
         let essence = ct.split(';').next().unwrap_or_default().trim();
         if essence != "application/json" && !essence.ends_with("+json") {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(ApiError::UnsupportedMediaType(
+                "content type must be application/json".into(),
+            ));
+        }
+    }
+    // A compressed body would be read as malformed JSON: say what is wrong instead.
+    if let Some(coding) = headers.get(http::header::CONTENT_ENCODING) {
+        let coding = coding.to_str().unwrap_or_default().trim();
+        if !coding.eq_ignore_ascii_case("identity") {
+            return Err(ApiError::UnsupportedMediaType(
+                "request bodies are read uncompressed: send no Content-Encoding".into(),
+            ));
         }
     }
     let read = tokio::time::timeout(deadline, Limited::new(body, MAX_BODY_BYTES).collect());
@@ -141,9 +152,14 @@ pub fn query_params(
     Ok(pairs)
 }
 
-/// The bearer token of a request, if well formed.
+/// The bearer token of a request, if well formed. Two Authorization headers are none:
+/// which one counts would depend on who reads them.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let value = values.next()?.to_str().ok()?;
+    if values.next().is_some() {
+        return None;
+    }
     let (scheme, token) = value.split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 256)
         .then(|| token.trim())

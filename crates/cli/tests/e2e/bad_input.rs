@@ -277,3 +277,76 @@ async fn numbers_a_float_would_round_and_members_named_twice_are_400() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+/// Requests whose meaning depends on who reads them are refused, saying why: another
+/// content type, a compressed body (it would read as malformed JSON), two
+/// Authorization headers (which one counts is up to the reader).
+#[tokio::test]
+async fn ambiguous_envelopes_are_refused_saying_why() {
+    let server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let approver = server.create_key("approver").await;
+    let size = server.tree_size().await;
+    let body = serde_json::to_vec(&json!({
+        "manifest": manifest("agent-envelope", "payment", 1000)
+    }))
+    .unwrap();
+    let http = client();
+    let send = |headers: &[(&str, &str)]| {
+        let mut req = http.post(server.url(VALIDATE)).body(body.clone());
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        async move { crate::support::into_resp(req.send().await.expect("sent")).await }
+    };
+    let bearer = format!("Bearer {}", agent.token);
+
+    let r = send(&[("authorization", &bearer), ("content-type", "text/plain")])
+        .await
+        .expect_problem(415);
+    assert!(r.text.contains("application/json"), "{}", r.text);
+    let r = send(&[
+        ("authorization", &bearer),
+        ("content-type", "application/json"),
+        ("content-encoding", "gzip"),
+    ])
+    .await
+    .expect_problem(415);
+    assert!(r.text.contains("Content-Encoding"), "{}", r.text);
+    // Either order: neither key is taken.
+    let other = format!("Bearer {}", approver.token);
+    for (first, second) in [(&bearer, &other), (&other, &bearer)] {
+        send(&[
+            ("authorization", first),
+            ("authorization", second),
+            ("content-type", "application/json"),
+        ])
+        .await
+        .expect_problem(401);
+    }
+    send(&[
+        ("authorization", &bearer),
+        ("content-type", "application/json"),
+        ("content-encoding", "identity"),
+    ])
+    .await
+    .expect(200);
+    let size = size + 1;
+
+    let auditor = server.create_key("auditor").await;
+    let r = server
+        .get(
+            "/v1/ledger/proof/consistency?first=0&second=0",
+            Some(&auditor.token),
+        )
+        .await
+        .expect_problem(400);
+    assert_eq!(r.json["field"], json!("second"), "{}", r.text);
+    assert!(r.text.contains("nothing to prove"), "{}", r.text);
+
+    assert_eq!(
+        server.tree_size().await,
+        size,
+        "a refused request was recorded"
+    );
+}

@@ -137,6 +137,13 @@ async fn cli_warns_of_a_token_file_others_can_read() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("warning"), "{stderr}");
+
+    // An empty file is a usage error, said before anything is sent.
+    std::fs::write(&file, "\n").unwrap();
+    let out = create(&file).output().await.expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is empty"), "{stderr}");
 }
 
 /// `keys revoke` sends the id as a path segment: an id with `?` or `#` would revoke a

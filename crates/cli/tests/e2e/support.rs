@@ -355,7 +355,7 @@ pub async fn post_raw_with(
     into_resp(req.send().await.expect("request sent")).await
 }
 
-async fn into_resp(r: reqwest::Response) -> Resp {
+pub async fn into_resp(r: reqwest::Response) -> Resp {
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let content_type = headers

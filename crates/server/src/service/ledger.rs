@@ -131,6 +131,12 @@ pub async fn consistency(
             format!("the ledger has only {current} entries"),
         ));
     }
+    if second == 0 {
+        return Err(ApiError::bad_request(
+            "second",
+            "the empty tree is consistent with every tree: there is nothing to prove",
+        ));
+    }
     if first == 0 || first > second {
         return Err(ApiError::bad_request(
             "first",
