@@ -24,7 +24,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use crate::client::{admin_token, authority, Connection};
+use crate::client::{address, admin_token, Address, Connection};
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
@@ -119,21 +119,21 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             bail!("--rate must be a positive number of requests per second, at least --connections per day");
         }
     }
-    let authorities = args
+    let addresses = args
         .servers
         .iter()
-        .map(|s| authority(s))
+        .map(|s| address(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let Some(authority) = authorities.first().cloned() else {
+    let Some(first) = addresses.first().cloned() else {
         bail!("--server: at least one is needed");
     };
     let token = match args.agent_token {
         Some(t) => t,
-        None => create_key(&authority, args.token_file.as_deref(), "agent").await?,
+        None => create_key(&first, args.token_file.as_deref(), "agent").await?,
     };
     let auditor_token = match args.proof_connections {
         0 => None,
-        _ => Some(create_key(&authority, args.token_file.as_deref(), "auditor").await?),
+        _ => Some(create_key(&first, args.token_file.as_deref(), "auditor").await?),
     };
 
     let start = Instant::now() + Duration::from_millis(200);
@@ -149,10 +149,10 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let conns = args.connections as f64;
     let mut workers = Vec::with_capacity(args.connections);
     for w in 0..args.connections {
-        let (authority, token) = (authorities[w % authorities.len()].clone(), token.clone());
+        let (address, token) = (addresses[w % addresses.len()].clone(), token.clone());
         let answered = answered.clone();
         workers.push(tokio::spawn(async move {
-            let mut conn = Connection::open(&authority).await?;
+            let mut conn = Connection::open(&address).await?;
             let mut rng = SmallRng::seed_from_u64(w as u64);
             let mut tally = Tally::default();
             // Stagger open-loop workers evenly over one interval.
@@ -216,10 +216,10 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let mut readers = Vec::with_capacity(args.proof_connections);
     for r in 0..args.proof_connections {
-        let authority = authorities[r % authorities.len()].clone();
+        let address = addresses[r % addresses.len()].clone();
         let (token, answered) = (auditor_token.clone().unwrap_or_default(), answered.clone());
         readers.push(tokio::spawn(async move {
-            let mut conn = Connection::open(&authority).await?;
+            let mut conn = Connection::open(&address).await?;
             let mut rng = SmallRng::seed_from_u64(1_000_000 + r as u64);
             let mut tally = Tally::default();
             tokio::time::sleep_until(start.into()).await;
@@ -271,7 +271,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let decisions = total.latencies_us.len() as f64;
     let mut report = json!({
-        "servers": authorities.len(),
+        "servers": addresses.len(),
         "connections": args.connections,
         "duration_s": args.duration,
         "mode": if args.rate.is_some() { "open_loop" } else { "closed_loop" },
@@ -303,12 +303,12 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
 /// Creates a key of `role` with the admin token and returns its bearer token.
 async fn create_key(
-    authority: &str,
+    address: &Address,
     token_file: Option<&std::path::Path>,
     role: &str,
 ) -> anyhow::Result<String> {
     let admin = admin_token(token_file)?;
-    let mut conn = Connection::open(authority).await?;
+    let mut conn = Connection::open(address).await?;
     let body =
         serde_json::to_vec(&json!({"role": role, "name": format!("sealgate bench {role}")}))?;
     let (status, body) = conn

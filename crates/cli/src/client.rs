@@ -1,10 +1,14 @@
 //! A minimal HTTP/1.1 client for the commands that talk to a running server
-//! (`keys`, `bench`, `verify --server`). Plain HTTP on purpose: put TLS in front with
-//! a proxy. It asks a server on another machine for gzip (the server compresses entry
-//! bundles about tenfold) and unpacks it; on this machine compressing costs more CPU
-//! than the bytes it saves, so a loopback server is asked for the plain bytes.
+//! (`keys`, `bench`, `verify --server`): `http://` for a server on this machine or
+//! network, `https://` for one behind a TLS proxy (the server itself speaks plain HTTP;
+//! tokens must not cross other networks in clear). TLS is rustls, with the system's
+//! trusted certificates (`SSL_CERT_FILE` / `SSL_CERT_DIR` name others). It asks a
+//! server on another machine for gzip (the server compresses entry bundles about
+//! tenfold) and unpacks it; on this machine compressing costs more CPU than the bytes
+//! it saves, so a loopback server is asked for the plain bytes.
 
 use std::io::Read;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
@@ -12,13 +16,15 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::{self, pki_types::ServerName, ClientConfig, RootCertStore};
 
 /// The most a gzip response may unpack to: an entry bundle of 256 entries of the
 /// largest size its 16-bit lengths allow. More is a bomb, not a bundle.
 const MAX_UNPACKED: u64 = 256 * (2 + 65_535);
 
-/// One keep-alive connection to `authority` (host:port).
+/// One keep-alive connection to a server.
 pub(crate) struct Connection {
     sender: SendRequest<Full<Bytes>>,
     authority: String,
@@ -26,37 +32,115 @@ pub(crate) struct Connection {
     accept: &'static str,
 }
 
-/// Splits `http://host:port[/]` into `host:port`.
-pub(crate) fn authority(server: &str) -> anyhow::Result<String> {
-    let rest = server
-        .strip_prefix("http://")
-        .with_context(|| format!("--server {server:?}: expected http://host:port"))?;
+/// Where a server is: `host:port`, and whether it is reached over TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Address {
+    authority: String,
+    tls: bool,
+}
+
+/// Reads `http://host:port[/]` or `https://host[:port][/]` (port 443 by default).
+pub(crate) fn address(server: &str) -> anyhow::Result<Address> {
+    const EXPECTED: &str = "expected http://host:port or https://host[:port]";
+    let (tls, rest) = match (
+        server.strip_prefix("https://"),
+        server.strip_prefix("http://"),
+    ) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => bail!("--server {server:?}: {EXPECTED}"),
+    };
     let authority = rest.trim_end_matches('/');
-    if authority.is_empty() || authority.contains('/') {
-        bail!("--server {server:?}: expected http://host:port");
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+        bail!("--server {server:?}: {EXPECTED}");
     }
-    if !authority
+    // The port follows the last colon, unless that colon is inside an IPv6 literal.
+    let port = authority
         .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
-    {
-        bail!("--server {server:?}: expected http://host:port, with the port");
+        .filter(|(host, port)| !port.ends_with(']') && !host.is_empty());
+    let authority = match port {
+        Some((_, port)) if port.parse::<u16>().is_ok() => authority.to_owned(),
+        Some(_) => bail!("--server {server:?}: {EXPECTED}, with a port from 1 to 65535"),
+        None if tls => format!("{authority}:443"),
+        None => bail!("--server {server:?}: expected http://host:port, with the port"),
+    };
+    if host_of(&authority).is_empty() {
+        bail!("--server {server:?}: {EXPECTED}");
     }
-    Ok(authority.to_owned())
+    Ok(Address { authority, tls })
+}
+
+/// The host of `host:port`, without an IPv6 literal's brackets.
+fn host_of(authority: &str) -> &str {
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// The client TLS settings, made once: the system's trusted certificates, TLS 1.2 and 1.3.
+fn tls_config() -> anyhow::Result<Arc<ClientConfig>> {
+    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    if let Some(config) = CONFIG.get() {
+        return Ok(config.clone());
+    }
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _unparsable) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let why = found
+            .errors
+            .first()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        bail!("no trusted CA certificates found{why}: set SSL_CERT_FILE to a PEM bundle");
+    }
+    // ring, not aws-lc-rs: no C toolchain beyond cc to build, at the cost of the
+    // post-quantum key exchange rustls 0.23.48 deprecated ring's provider over (X25519
+    // and the NIST curves remain).
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(CONFIG.get_or_init(|| Arc::new(config)).clone())
+}
+
+/// HTTP/1.1 over `io`, its connection driven by a task of its own.
+async fn handshake<T>(io: T) -> anyhow::Result<SendRequest<Full<Bytes>>>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
 }
 
 impl Connection {
-    pub(crate) async fn open(authority: &str) -> anyhow::Result<Connection> {
+    pub(crate) async fn open(address: &Address) -> anyhow::Result<Connection> {
+        let authority = &address.authority;
         let stream = TcpStream::connect(authority)
             .await
             .with_context(|| format!("connecting to {authority}"))?;
         stream.set_nodelay(true)?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let sender = if address.tls {
+            let name = ServerName::try_from(host_of(authority).to_owned())
+                .with_context(|| format!("{authority}: not a host name for TLS"))?;
+            let stream = tokio_rustls::TlsConnector::from(tls_config()?)
+                .connect(name, stream)
+                .await
+                .with_context(|| format!("TLS with {authority}"))?;
+            handshake(stream).await?
+        } else {
+            handshake(stream).await?
+        };
         Ok(Connection {
             sender,
-            authority: authority.to_owned(),
+            authority: authority.clone(),
             accept: if is_loopback(authority) {
                 "identity"
             } else {
@@ -108,10 +192,7 @@ impl Connection {
 
 /// Whether `authority` (host:port) names this machine: localhost or a loopback address.
 fn is_loopback(authority: &str) -> bool {
-    let host = authority
-        .rsplit_once(':')
-        .map_or(authority, |(host, _)| host);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = host_of(authority);
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
@@ -162,7 +243,7 @@ pub(crate) fn admin_token(token_file: Option<&std::path::Path>) -> anyhow::Resul
 mod tests {
     use std::io::Write;
 
-    use super::{authority, gunzip, is_loopback, MAX_UNPACKED};
+    use super::{address, gunzip, host_of, is_loopback, Address, MAX_UNPACKED};
 
     #[test]
     fn only_a_server_on_another_machine_is_asked_for_gzip() {
@@ -206,29 +287,51 @@ mod tests {
     }
 
     #[test]
-    fn a_server_needs_http_a_host_and_a_port() {
-        for good in [
-            "http://127.0.0.1:8080",
-            "http://localhost:1/",
-            "http://[::1]:8080",
+    fn a_server_needs_http_a_host_and_a_port_or_https() {
+        for (good, authority, tls) in [
+            ("http://127.0.0.1:8080", "127.0.0.1:8080", false),
+            ("http://localhost:1/", "localhost:1", false),
+            ("http://[::1]:8080", "[::1]:8080", false),
+            ("https://audit.example.com", "audit.example.com:443", true),
+            (
+                "https://audit.example.com:8443/",
+                "audit.example.com:8443",
+                true,
+            ),
+            ("https://[::1]", "[::1]:443", true),
+            ("https://[::1]:8443", "[::1]:8443", true),
         ] {
-            assert!(authority(good).is_ok(), "{good}");
+            let got = address(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert_eq!(
+                got,
+                Address {
+                    authority: authority.into(),
+                    tls
+                },
+                "{good}"
+            );
         }
         for bad in [
             "127.0.0.1:8080",
-            "https://127.0.0.1:8080",
+            "ftp://127.0.0.1:8080",
             "http://127.0.0.1",
             "http://[::1]",
             "http://:8080",
+            "https://:8080",
+            "https://",
             "http://host:99999",
+            "https://host:port",
             "http://host:8080/path",
+            "https://user@host",
             "http://",
         ] {
-            assert!(authority(bad).is_err(), "{bad}");
+            assert!(address(bad).is_err(), "{bad}");
         }
-        let err = authority("http://127.0.0.1")
+        let err = address("http://127.0.0.1")
             .expect_err("no port")
             .to_string();
         assert!(err.contains("with the port"), "{err}");
+        assert_eq!(host_of("[::1]:443"), "::1");
+        assert_eq!(host_of("audit.example.com:443"), "audit.example.com");
     }
 }

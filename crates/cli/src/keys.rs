@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use hyper::Method;
 
-use crate::client::{admin_token, authority, Connection};
+use crate::client::{address, admin_token, Connection};
 
 #[derive(Subcommand)]
 pub(crate) enum KeysCommand {
@@ -18,6 +18,7 @@ pub(crate) enum KeysCommand {
         role: String,
         #[arg(long)]
         name: Option<String>,
+        /// The server: http://host:port, or https://host[:port] through a TLS proxy.
         #[arg(long, env = "SEALGATE_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
         /// Admin token file, used when SEALGATE_TOKEN is not set [default: ./sealgate-data/admin-token].
@@ -27,6 +28,7 @@ pub(crate) enum KeysCommand {
     /// Revoke an API key by id.
     Revoke {
         id: String,
+        /// The server: http://host:port, or https://host[:port] through a TLS proxy.
         #[arg(long, env = "SEALGATE_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
         #[arg(long)]
@@ -43,7 +45,7 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             token_file,
         } => {
             let token = admin_token(token_file.as_deref())?;
-            let mut conn = Connection::open(&authority(&server)?).await?;
+            let mut conn = Connection::open(&address(&server)?).await?;
             let body = serde_json::json!({"role": role, "name": name});
             let (status, body) = conn
                 .send(
@@ -81,7 +83,7 @@ pub(crate) async fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                 bail!("{id:?} is not a key id (key_ and hex digits, as `keys create` prints)");
             }
             let token = admin_token(token_file.as_deref())?;
-            let mut conn = Connection::open(&authority(&server)?).await?;
+            let mut conn = Connection::open(&address(&server)?).await?;
             let (status, body) = conn
                 .send(
                     Method::DELETE,

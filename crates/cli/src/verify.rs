@@ -46,8 +46,10 @@ pub(crate) struct VerifyArgs {
     /// A file written by `sealgate ledger export`, instead of a data directory.
     #[arg(long, conflicts_with = "data_dir")]
     export: Option<PathBuf>,
-    /// A running server (http://host:port), read through its tlog-tiles view with an
-    /// auditor token from SEALGATE_TOKEN; checks the entries against its latest checkpoint.
+    /// A running server (http://host:port, or https://host[:port] through a TLS proxy,
+    /// trusting the system's CA certificates or SSL_CERT_FILE), read through its
+    /// tlog-tiles view with an auditor token from SEALGATE_TOKEN; checks the entries
+    /// against its latest checkpoint.
     #[arg(long, conflicts_with_all = ["data_dir", "export"])]
     server: Option<String>,
     /// The log's verifier key, C2SP form `name+keyid+base64` (GET /v1/ledger/key).
@@ -241,7 +243,7 @@ impl ServerLog {
         use hyper::Method;
         let token = std::env::var("SEALGATE_TOKEN")
             .context("--server needs an auditor token in SEALGATE_TOKEN")?;
-        let mut conn = crate::client::Connection::open(&crate::client::authority(server)?).await?;
+        let mut conn = crate::client::Connection::open(&crate::client::address(server)?).await?;
         let (status, body) = conn
             .send(
                 Method::GET,

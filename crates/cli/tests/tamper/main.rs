@@ -678,3 +678,126 @@ async fn verify_and_export_refuse_what_they_cannot_do_as_asked() {
     assert!(stderr.contains("writing to standard output"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A TLS-terminating proxy on loopback in front of `upstream` (host:port), with a
+/// self-signed certificate for localhost and 127.0.0.1: its address and the
+/// certificate's PEM.
+async fn tls_proxy(upstream: String) -> (std::net::SocketAddr, String) {
+    use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
+    let rcgen::CertifiedKey { cert, key_pair } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("certificate");
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(key_pair.serialize_der().into()),
+        )
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let at = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (acceptor, upstream) = (acceptor.clone(), upstream.clone());
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends here.
+                let Ok(mut client) = acceptor.accept(client).await else {
+                    return;
+                };
+                let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    (at, cert.pem())
+}
+
+/// Behind a TLS proxy, as a server reached over another network would be: keys and
+/// verify speak https to it, trusting what SSL_CERT_FILE names, and refuse a
+/// certificate nothing vouches for (no token is sent to it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_verify_speak_https_to_a_server_behind_a_tls_proxy() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("tls");
+    let server = start(&dir).await;
+    let upstream = server
+        .base
+        .strip_prefix("http://")
+        .expect("http base")
+        .to_owned();
+    let (proxy, pem) = tls_proxy(upstream).await;
+    let ca = root.path().join("proxy.pem");
+    std::fs::write(&ca, pem).expect("write certificate");
+    let admin_file = dir.join("admin-token");
+
+    for https in [
+        format!("https://localhost:{}", proxy.port()),
+        format!("https://127.0.0.1:{}/", proxy.port()),
+    ] {
+        let out = Command::new(BIN)
+            .args(["keys", "create", "--role", "auditor", "--server", &https])
+            .arg("--token-file")
+            .arg(&admin_file)
+            .env("SSL_CERT_FILE", &ca)
+            .env_remove("SEALGATE_TOKEN")
+            .output()
+            .expect("keys create");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{https}: {stderr}");
+        let auditor: Value = serde_json::from_slice(&out.stdout).expect("key JSON");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let key = reqwest::get(format!("{}/v1/ledger/key", server.base))
+            .await
+            .expect("key")
+            .text()
+            .await
+            .expect("text");
+        let out = Command::new(BIN)
+            .args(["verify", "--server", &https, "--key", key.trim()])
+            .env("SSL_CERT_FILE", &ca)
+            .env("SEALGATE_TOKEN", auditor["token"].as_str().expect("token"))
+            .output()
+            .expect("verify");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{https}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // A certificate that does not vouch for the proxy's.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .expect("certificate")
+        .cert
+        .pem();
+    let stranger = root.path().join("stranger.pem");
+    std::fs::write(&stranger, other).expect("write");
+    let out = Command::new(BIN)
+        .args(["keys", "create", "--role", "agent", "--server"])
+        .arg(format!("https://localhost:{}", proxy.port()))
+        .arg("--token-file")
+        .arg(&admin_file)
+        .env("SSL_CERT_FILE", &stranger)
+        .env_remove("SEALGATE_TOKEN")
+        .output()
+        .expect("keys create");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("TLS with localhost"), "{stderr}");
+    assert!(
+        stderr.contains("certificate") || stderr.contains("UnknownIssuer"),
+        "{stderr}"
+    );
+}
