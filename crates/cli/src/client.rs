@@ -57,8 +57,9 @@ pub(crate) fn address(server: &str) -> anyhow::Result<Address> {
     // The port follows the last colon, unless that colon is inside an IPv6 literal.
     let port = authority
         .rsplit_once(':')
-        .filter(|(host, port)| !port.ends_with(']') && !host.is_empty());
+        .filter(|(_, port)| !port.ends_with(']'));
     let authority = match port {
+        Some(("", _)) => bail!("--server {server:?}: {EXPECTED}"),
         Some((_, port)) if port.parse::<u16>().is_ok() => authority.to_owned(),
         Some(_) => bail!("--server {server:?}: {EXPECTED}, with a port from 1 to 65535"),
         None if tls => format!("{authority}:443"),
