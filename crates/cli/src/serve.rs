@@ -40,6 +40,18 @@ pub(crate) struct ServeArgs {
     /// Milliseconds between signed checkpoints while entries arrive [default: 1000].
     #[arg(long, env = "SEALGATE_CHECKPOINT_INTERVAL_MS")]
     checkpoint_interval_ms: Option<u64>,
+    /// Requests per second one API key may make (429 beyond it, burst one second's
+    /// worth unless the config file says) [default: no limit].
+    #[arg(long, env = "SEALGATE_RATE_LIMIT_PER_KEY")]
+    rate_limit_per_key: Option<u32>,
+    /// Requests per second one client address (IPv6: one /64) may make, before
+    /// authentication [default: no limit].
+    #[arg(long, env = "SEALGATE_RATE_LIMIT_PER_IP")]
+    rate_limit_per_ip: Option<u32>,
+    /// Redis URL (redis://…) holding the rate-limit buckets, shared by replicas;
+    /// without it each process keeps its own.
+    #[arg(long, env = "SEALGATE_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -55,6 +67,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             approval_ttl_secs: args.approval_ttl_secs,
             max_batch: args.max_batch,
             checkpoint_interval_ms: args.checkpoint_interval_ms,
+            rate_limit_per_key: args.rate_limit_per_key,
+            rate_limit_per_ip: args.rate_limit_per_ip,
+            redis_url: args.redis_url,
         },
     )?;
     let listen = settings.listen;

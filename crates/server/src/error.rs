@@ -35,6 +35,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// Over a rate limit: come back after `retry_after`.
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after: std::time::Duration,
+    },
     /// The store or another dependency cannot serve now; fail closed.
     #[error("{0}")]
     Unavailable(String),
@@ -63,6 +69,7 @@ impl ApiError {
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -140,6 +147,13 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+            // Whole seconds, rounded up: a client that waits that long gets through.
+            let secs = retry_after.as_micros().div_ceil(1_000_000).max(1);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
         }
         response.extensions_mut().insert(Problem(body));
         response

@@ -12,6 +12,7 @@ pub mod extract;
 pub mod keystore;
 pub mod metrics;
 pub mod middleware;
+pub mod ratelimit;
 pub mod routes;
 pub mod scrub;
 pub mod service;
@@ -40,7 +41,11 @@ pub async fn serve(
             .store(true, std::sync::atomic::Ordering::SeqCst);
         state.resolved.notify_waiters();
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer's address is the per-IP rate limit's key.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

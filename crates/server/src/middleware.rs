@@ -2,16 +2,19 @@
 //! well formed, generated otherwise, echoed back and written into problem bodies)
 //! and one log line per request that never includes headers or bodies.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::json;
 
 use crate::error::Problem;
+use crate::ratelimit::Scope;
+use crate::state::AppState;
 
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
@@ -72,6 +75,28 @@ pub async fn correlation(mut req: Request, next: Next) -> Response {
         tracing::debug!(correlation_id = %id, %method, path, status = status.as_u16(), micros, "request");
     }
     response
+}
+
+/// The per-address limit, before authentication, so guessing tokens counts too. Health
+/// probes and metrics are not counted: the orchestrator and the scraper must always be
+/// able to ask, also while the limit is refusing.
+pub async fn limit_by_address(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if s.settings.rate_limit_per_ip.is_none()
+        || matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics")
+    {
+        return next.run(req).await;
+    }
+    // Served without the peer's address (only in-process tests do that), all
+    // requests share one bucket rather than go unlimited.
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let verdict = s.limits.check_ip(ip).await;
+    match s.limit(Scope::Ip, verdict) {
+        Ok(()) => next.run(req).await,
+        Err(e) => axum::response::IntoResponse::into_response(e),
+    }
 }
 
 fn is_json(r: &Response) -> bool {

@@ -46,6 +46,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::limit_by_address,
+        ))
         .layer(axum::middleware::from_fn(middleware::correlation))
         .with_state(state)
 }
@@ -331,7 +335,11 @@ async fn metrics(State(s): State<AppState>) -> Response {
     let size = s.store.tree_size().await.ok();
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(size),
+        {
+            let mut text = s.metrics.render(size);
+            s.limits.render(&mut text);
+            text
+        },
     )
         .into_response()
 }

@@ -10,6 +10,8 @@ pub use sealgate_policy::Mode as PolicyMode;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+pub use crate::ratelimit::Quota;
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
@@ -36,6 +38,14 @@ pub struct Settings {
     /// interpreter), `rvm` (no confirmation; an error inside a rule body makes that
     /// body undefined, so a deny rule that errors does not deny) or `interpreter`.
     pub policy_evaluation: PolicyMode,
+    /// Requests per second (and burst) one API key may make; None: no limit.
+    pub rate_limit_per_key: Option<Quota>,
+    /// Requests per second (and burst) one client address (IPv6: one /64) may make,
+    /// authenticated or not; None: no limit.
+    pub rate_limit_per_ip: Option<Quota>,
+    /// Redis holding the rate-limit buckets, so replicas share them; None: each process
+    /// keeps its own.
+    pub redis_url: Option<SecretString>,
 }
 
 /// Values replaced by `[REDACTED:<type>:<keyed hash>]` before an entry is hashed, so the
@@ -66,6 +76,9 @@ impl Default for Settings {
             checkpoint_interval: Duration::from_secs(1),
             redaction: None,
             policy_evaluation: PolicyMode::Confirmed,
+            rate_limit_per_key: None,
+            rate_limit_per_ip: None,
+            redis_url: None,
         }
     }
 }
@@ -82,6 +95,9 @@ pub struct Overrides {
     pub approval_ttl_secs: Option<u64>,
     pub max_batch: Option<usize>,
     pub checkpoint_interval_ms: Option<u64>,
+    pub rate_limit_per_key: Option<u32>,
+    pub rate_limit_per_ip: Option<u32>,
+    pub redis_url: Option<String>,
 }
 
 impl std::fmt::Debug for Overrides {
@@ -96,6 +112,9 @@ impl std::fmt::Debug for Overrides {
             .field("approval_ttl_secs", &self.approval_ttl_secs)
             .field("max_batch", &self.max_batch)
             .field("checkpoint_interval_ms", &self.checkpoint_interval_ms)
+            .field("rate_limit_per_key", &self.rate_limit_per_key)
+            .field("rate_limit_per_ip", &self.rate_limit_per_ip)
+            .field("redis_url", &hidden(&self.redis_url))
             .finish()
     }
 }
@@ -116,8 +135,11 @@ struct FileSettings {
     policy_evaluation: Option<String>,
     /// The older spelling of `policy_evaluation = "interpreter"`.
     policy_interpreter: Option<bool>,
-    /// Once accepted and never used; refused with a reason rather than ignored.
-    redis_url: Option<toml::Value>,
+    rate_limit_per_key: Option<u32>,
+    rate_limit_per_key_burst: Option<u32>,
+    rate_limit_per_ip: Option<u32>,
+    rate_limit_per_ip_burst: Option<u32>,
+    redis_url: Option<String>,
 }
 
 /// `message` with every double-quoted value elided: serde names a mistyped value in
@@ -191,14 +213,16 @@ impl Settings {
                     }
                 },
             })?;
-            if f.redis_url.is_some() {
-                return Err(SettingsError::Invalid {
-                    name: "redis_url",
-                    message: "sealgate does not use Redis (rate limiting is not built yet); \
-                              remove the setting"
-                        .into(),
-                });
-            }
+            s.rate_limit_per_key = quota(
+                "rate_limit_per_key",
+                f.rate_limit_per_key,
+                f.rate_limit_per_key_burst,
+            )?;
+            s.rate_limit_per_ip = quota(
+                "rate_limit_per_ip",
+                f.rate_limit_per_ip,
+                f.rate_limit_per_ip_burst,
+            )?;
             s.apply(Overrides {
                 listen: f.listen,
                 data_dir: f.data_dir,
@@ -208,6 +232,9 @@ impl Settings {
                 approval_ttl_secs: f.approval_ttl_secs,
                 max_batch: f.max_batch,
                 checkpoint_interval_ms: f.checkpoint_interval_ms,
+                rate_limit_per_key: None,
+                rate_limit_per_ip: None,
+                redis_url: f.redis_url,
             });
             s.redaction = f.redaction;
             s.policy_evaluation =
@@ -245,6 +272,17 @@ impl Settings {
         }
         if let Some(v) = o.checkpoint_interval_ms {
             self.checkpoint_interval = Duration::from_millis(v);
+        }
+        // A rate given outside the file keeps the file's burst for that scope, or
+        // gets one second's worth.
+        if let Some(v) = o.rate_limit_per_key {
+            self.rate_limit_per_key = Some(with_rate(self.rate_limit_per_key, v));
+        }
+        if let Some(v) = o.rate_limit_per_ip {
+            self.rate_limit_per_ip = Some(with_rate(self.rate_limit_per_ip, v));
+        }
+        if let Some(v) = o.redis_url {
+            self.redis_url = Some(SecretString::from(v));
         }
     }
 
@@ -310,8 +348,74 @@ impl Settings {
                 message: "must be 1..=10000".into(),
             });
         }
+        for (name, q) in [
+            ("rate_limit_per_key", self.rate_limit_per_key),
+            ("rate_limit_per_ip", self.rate_limit_per_ip),
+        ] {
+            if let Some(q) = q {
+                check_quota(name, q)?;
+            }
+        }
+        if self.redis_url.is_some()
+            && self.rate_limit_per_key.is_none()
+            && self.rate_limit_per_ip.is_none()
+        {
+            return Err(SettingsError::Invalid {
+                name: "redis_url",
+                message: "Redis holds only rate-limit buckets: set rate_limit_per_key or \
+                          rate_limit_per_ip too, or remove redis_url"
+                    .into(),
+            });
+        }
         Ok(())
     }
+}
+
+/// The most requests per second a limit may name: GCRA counts in whole microseconds.
+const MAX_RATE: u32 = 1_000_000;
+
+/// A quota from the file's rate and burst (the burst defaults to one second's worth).
+fn quota(
+    name: &'static str,
+    rate: Option<u32>,
+    burst: Option<u32>,
+) -> Result<Option<Quota>, SettingsError> {
+    match (rate, burst) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(SettingsError::Invalid {
+            name,
+            message: format!("{name}_burst is set without {name}"),
+        }),
+        (Some(rate), burst) => Ok(Some(Quota {
+            per_second: rate,
+            burst: burst.unwrap_or(rate),
+        })),
+    }
+}
+
+fn with_rate(before: Option<Quota>, rate: u32) -> Quota {
+    Quota {
+        per_second: rate,
+        burst: before.map_or(rate, |q| q.burst),
+    }
+}
+
+fn check_quota(name: &'static str, q: Quota) -> Result<(), SettingsError> {
+    if !(1..=MAX_RATE).contains(&q.per_second) {
+        return Err(SettingsError::Invalid {
+            name,
+            message: format!(
+                "must be 1..={MAX_RATE} requests per second (leave it out for no limit)"
+            ),
+        });
+    }
+    if !(1..=MAX_RATE).contains(&q.burst) {
+        return Err(SettingsError::Invalid {
+            name,
+            message: format!("its burst must be 1..={MAX_RATE} requests"),
+        });
+    }
+    Ok(())
 }
 
 /// The longest a decision may wait for a person: 30 days.
@@ -501,17 +605,77 @@ mod tests {
     }
 
     #[test]
-    fn redis_url_is_refused_with_a_reason() {
+    fn rate_limits_take_a_rate_and_a_burst_and_redis_only_with_them() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sealgate.toml");
-        std::fs::write(&path, "redis_url = \"redis://127.0.0.1:6379\"\n").expect("write");
-        let err = Settings::load(Some(&path), Overrides::default())
-            .expect_err("refused")
-            .to_string();
-        assert!(
-            err.contains("redis_url") && err.contains("does not use Redis"),
-            "{err}"
+        let load = |text: &str, o: Overrides| {
+            std::fs::write(&path, text).expect("write");
+            Settings::load(Some(&path), o)
+        };
+        let s = load("", Overrides::default()).expect("no limits");
+        assert_eq!((s.rate_limit_per_key, s.rate_limit_per_ip), (None, None));
+        let s = load(
+            "rate_limit_per_key = 50\nrate_limit_per_ip = 200\nrate_limit_per_ip_burst = 400\n",
+            Overrides::default(),
+        )
+        .expect("limits");
+        assert_eq!(
+            s.rate_limit_per_key,
+            Some(Quota {
+                per_second: 50,
+                burst: 50
+            })
         );
+        assert_eq!(
+            s.rate_limit_per_ip,
+            Some(Quota {
+                per_second: 200,
+                burst: 400
+            })
+        );
+        // The environment's rate keeps the file's burst.
+        let s = load(
+            "rate_limit_per_ip = 200\nrate_limit_per_ip_burst = 400\n",
+            Overrides {
+                rate_limit_per_ip: Some(10),
+                ..Default::default()
+            },
+        )
+        .expect("override");
+        assert_eq!(
+            s.rate_limit_per_ip,
+            Some(Quota {
+                per_second: 10,
+                burst: 400
+            })
+        );
+        for (text, name) in [
+            ("rate_limit_per_key = 0\n", "rate_limit_per_key"),
+            ("rate_limit_per_ip = 2000000\n", "rate_limit_per_ip"),
+            ("rate_limit_per_key_burst = 5\n", "rate_limit_per_key"),
+            (
+                "rate_limit_per_key = 5\nrate_limit_per_key_burst = 0\n",
+                "rate_limit_per_key",
+            ),
+            ("redis_url = \"redis://127.0.0.1:6379\"\n", "redis_url"),
+        ] {
+            let err = load(text, Overrides::default())
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(name), "{text}: {err}");
+        }
+        let s = load(
+            "redis_url = \"redis://:hunter2@127.0.0.1:6379\"\nrate_limit_per_key = 5\n",
+            Overrides::default(),
+        )
+        .expect("redis with a limit");
+        assert!(s.redis_url.is_some());
+        assert!(!format!("{s:?}").contains("hunter2"));
+        let o = Overrides {
+            redis_url: Some("redis://:hunter2@h".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{o:?}").contains("hunter2"));
     }
 
     #[test]

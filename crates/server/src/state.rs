@@ -25,6 +25,7 @@ use crate::auth::AuthCache;
 use crate::breaker::{BreakerState, BreakerStore, Circuit};
 use crate::keystore;
 use crate::metrics::Metrics;
+use crate::ratelimit::{RateLimits, Scope, Verdict};
 use crate::service;
 use crate::settings::Settings;
 
@@ -61,6 +62,8 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub auth: AuthCache,
     pub metrics: Arc<Metrics>,
+    /// Per-key and per-IP request limits.
+    pub limits: RateLimits,
     pub active_policy: RwLock<Option<Arc<ActivePolicy>>>,
     /// Compiled bundles by version, so rollback does not recompile.
     pub prepared: RwLock<HashMap<String, Arc<PreparedPolicy>>>,
@@ -206,6 +209,21 @@ impl AppState {
             }
         };
 
+        let limits = match &settings.redis_url {
+            Some(url) => {
+                let limits = RateLimits::shared(
+                    settings.rate_limit_per_key,
+                    settings.rate_limit_per_ip,
+                    url.expose_secret(),
+                    &settings.origin,
+                )
+                .await?;
+                info!("rate-limit buckets shared through Redis");
+                limits
+            }
+            None => RateLimits::local(settings.rate_limit_per_key, settings.rate_limit_per_ip),
+        };
+
         let state = AppState(Arc::new(Inner {
             settings,
             store,
@@ -219,6 +237,7 @@ impl AppState {
             clock,
             auth: AuthCache::default(),
             metrics,
+            limits,
             active_policy: RwLock::new(None),
             prepared: RwLock::new(HashMap::new()),
             activation_lock: tokio::sync::Mutex::new(()),
@@ -250,7 +269,33 @@ impl AppState {
         headers: &axum::http::HeaderMap,
         role: sealgate_core::Role,
     ) -> Result<sealgate_store::ApiKey, crate::error::ApiError> {
-        self.auth.require(self.store.as_ref(), headers, role).await
+        let key = self
+            .auth
+            .require(self.store.as_ref(), headers, role)
+            .await?;
+        self.limit(Scope::Key, self.limits.check_key(&key.id).await)?;
+        Ok(key)
+    }
+
+    /// 429 for a request over the `scope` limit.
+    pub fn limit(&self, scope: Scope, verdict: Verdict) -> Result<(), crate::error::ApiError> {
+        let Verdict::Limited { retry_after } = verdict else {
+            return Ok(());
+        };
+        let rate = self.limits.quota(scope).map_or(String::new(), |q| {
+            format!(" of {} requests/s (burst {})", q.per_second, q.burst)
+        });
+        let whose = match scope {
+            Scope::Key => "this API key",
+            Scope::Ip => "this client address",
+        };
+        Err(crate::error::ApiError::TooManyRequests {
+            detail: format!(
+                "rate limit{rate} for {whose} exceeded; retry after {} ms",
+                retry_after.as_millis().max(1)
+            ),
+            retry_after,
+        })
     }
 
     /// The store's circuit breaker, when there is one.

@@ -43,8 +43,9 @@ pub struct Served {
 
 impl Served {
     /// `sealgate serve --listen 127.0.0.1:PORT ARGS…` in `cwd`, logging at info into
-    /// `log_path`. SEALGATE_TOKEN, SEALGATE_CONFIG and SEALGATE_DATABASE_URL are removed
-    /// from its environment, so a developer's settings cannot reach a test's server.
+    /// `log_path`. SEALGATE_TOKEN, SEALGATE_CONFIG, SEALGATE_DATABASE_URL and the rate
+    /// limit's settings are removed from its environment, so a developer's settings
+    /// cannot reach a test's server.
     pub fn spawn<I, S>(port: u16, cwd: &Path, log_path: PathBuf, args: I) -> Served
     where
         I: IntoIterator<Item = S>,
@@ -59,6 +60,9 @@ impl Served {
             .env_remove("SEALGATE_TOKEN")
             .env_remove("SEALGATE_CONFIG")
             .env_remove("SEALGATE_DATABASE_URL")
+            .env_remove("SEALGATE_REDIS_URL")
+            .env_remove("SEALGATE_RATE_LIMIT_PER_KEY")
+            .env_remove("SEALGATE_RATE_LIMIT_PER_IP")
             .env("SEALGATE_LOG", "info")
             .current_dir(cwd)
             .stdin(Stdio::null())

@@ -15,6 +15,7 @@ mod durability;
 mod immutability;
 mod keys;
 mod policies;
+mod ratelimit;
 mod redaction;
 mod relay;
 mod seals;

@@ -199,7 +199,7 @@ fn a_taken_port_fails_before_the_data_directory_is_touched() {
 
 /// `serve` on `data` with `extra` flags, expected to refuse: its exit code and stderr.
 /// Killed (and the test failed) if it starts serving instead.
-fn refused_start(data: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
+pub(crate) fn refused_start(data: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
     let mut child = std::process::Command::new(crate::support::BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
@@ -207,6 +207,7 @@ fn refused_start(data: &std::path::Path, extra: &[&str]) -> (Option<i32>, String
         .env_remove("SEALGATE_CONFIG")
         .env_remove("SEALGATE_DATABASE_URL")
         .env_remove("SEALGATE_ORIGIN")
+        .env_remove("SEALGATE_REDIS_URL")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

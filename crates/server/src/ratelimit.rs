@@ -1,0 +1,503 @@
+//! Per-key and per-IP rate limits: over its limit a caller gets 429 with Retry-After.
+//!
+//! Each bucket is a GCRA (the generic cell rate algorithm, as in `governor` and
+//! redis-cell): one number per bucket, the theoretical arrival time (TAT) of its next
+//! request, so a limit is a rate plus a burst and nothing needs sweeping. A request at
+//! `now` is let through when `TAT - now` is within the burst's tolerance, and moves the
+//! TAT on by one interval.
+//!
+//! The buckets live in this process, or in Redis when replicas share them (a Lua script
+//! runs the same arithmetic on Redis's clock). If Redis fails or does not answer within
+//! [`REDIS_DEADLINE`], this process's buckets decide, so a limit never lapses: a
+//! replica then enforces the whole limit on its own share of the traffic.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+
+/// How long a Redis answer may take before this process's buckets decide.
+pub const REDIS_DEADLINE: Duration = Duration::from_millis(50);
+/// Buckets one process keeps; past that, idle ones are dropped, and if none is idle,
+/// new callers share one overflow bucket (limited together, never unlimited).
+const LOCAL_BUCKETS: usize = 100_000;
+const OVERFLOW: &str = "overflow";
+/// How often a Redis failure is logged while it lasts.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// A rate and the burst allowed on top of it, both in requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Quota {
+    /// Microseconds between requests at the steady rate.
+    fn interval_us(self) -> u64 {
+        1_000_000 / u64::from(self.per_second.max(1))
+    }
+
+    /// How far ahead of `now` a bucket's TAT may run and still let a request through.
+    fn tolerance_us(self) -> u64 {
+        self.interval_us() * u64::from(self.burst.max(1) - 1)
+    }
+}
+
+/// What a bucket says about one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Over the limit: the earliest a request would be let through.
+    Limited {
+        retry_after: Duration,
+    },
+}
+
+/// One GCRA step: the verdict, and the bucket's new TAT when the request goes through.
+fn gcra(tat: Option<u64>, now: u64, quota: Quota) -> (Verdict, Option<u64>) {
+    let tat = tat.unwrap_or(now).max(now);
+    let ahead = tat - now;
+    let tolerance = quota.tolerance_us();
+    if ahead > tolerance {
+        let wait = Duration::from_micros(ahead - tolerance);
+        return (Verdict::Limited { retry_after: wait }, None);
+    }
+    (Verdict::Allowed, Some(tat + quota.interval_us()))
+}
+
+/// The same step on Redis: KEYS[1] holds the TAT in microseconds of Redis's clock;
+/// ARGV are the interval and the tolerance. Returns 0, or the microseconds to wait.
+/// The key expires once the bucket is full again, so idle callers cost nothing.
+const GCRA_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+if tat - now > tolerance then return tat - now - tolerance end
+local new = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', new), 'PX', math.ceil((new - now) / 1000) + 1)
+return 0
+";
+
+/// Which limit a request met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Key,
+    Ip,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Key => "key",
+            Scope::Ip => "ip",
+        }
+    }
+}
+
+/// The limits a server enforces, and where their buckets live.
+pub struct RateLimits {
+    per_key: Option<Quota>,
+    per_ip: Option<Quota>,
+    local: LocalBuckets,
+    shared: Option<Shared>,
+    /// Requests refused, by scope.
+    pub limited_key: AtomicU64,
+    pub limited_ip: AtomicU64,
+    /// Redis calls that failed or timed out (this process's buckets decided).
+    pub redis_failures: AtomicU64,
+}
+
+struct Shared {
+    redis: ConnectionManager,
+    script: redis::Script,
+    /// Prefix of every bucket's key: the log's origin, so logs sharing a Redis do not
+    /// share limits.
+    prefix: String,
+    last_warning: Mutex<Option<Instant>>,
+}
+
+impl RateLimits {
+    /// Limits kept by this process alone.
+    pub fn local(per_key: Option<Quota>, per_ip: Option<Quota>) -> RateLimits {
+        RateLimits {
+            per_key,
+            per_ip,
+            local: LocalBuckets::default(),
+            shared: None,
+            limited_key: AtomicU64::new(0),
+            limited_ip: AtomicU64::new(0),
+            redis_failures: AtomicU64::new(0),
+        }
+    }
+
+    /// Limits shared through the Redis at `url`, which must answer now: a server
+    /// that was told to share its limits does not start without them.
+    pub async fn shared(
+        per_key: Option<Quota>,
+        per_ip: Option<Quota>,
+        url: &str,
+        origin: &str,
+    ) -> anyhow::Result<RateLimits> {
+        // Neither the URL nor the client's error text is shown: the URL may carry a
+        // password, and some parse errors repeat it.
+        let client = redis::Client::open(url).map_err(|_| {
+            anyhow::anyhow!(
+                "redis_url is not a Redis URL (redis://[user:password@]host[:port][/db])"
+            )
+        })?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(REDIS_DEADLINE))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let mut redis = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get_connection_manager_with_config(config),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("Redis at redis_url did not answer within 5 s"))?
+        .map_err(|e| anyhow::anyhow!("cannot connect to Redis at redis_url ({:?})", e.kind()))?;
+        let script = redis::Script::new(GCRA_LUA);
+        // Loading the script now proves the server runs Lua and TIME as we use them.
+        script
+            .prepare_invoke()
+            .load_async(&mut redis)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "Redis at redis_url refused the rate-limit script ({:?})",
+                    e.kind()
+                )
+            })?;
+        let mut limits = RateLimits::local(per_key, per_ip);
+        limits.shared = Some(Shared {
+            redis,
+            script,
+            prefix: format!("sealgate:ratelimit:{origin}:"),
+            last_warning: Mutex::new(None),
+        });
+        Ok(limits)
+    }
+
+    /// Whether any limit is set.
+    pub fn enabled(&self) -> bool {
+        self.per_key.is_some() || self.per_ip.is_some()
+    }
+
+    /// Counts a request from `ip` against its address's limit.
+    pub async fn check_ip(&self, ip: IpAddr) -> Verdict {
+        let Some(quota) = self.per_ip else {
+            return Verdict::Allowed;
+        };
+        let verdict = self.check(&format!("ip:{}", ip_bucket(ip)), quota).await;
+        if verdict != Verdict::Allowed {
+            self.limited_ip.fetch_add(1, Relaxed);
+        }
+        verdict
+    }
+
+    /// Counts a request authenticated as `key_id` against the key's limit.
+    pub async fn check_key(&self, key_id: &str) -> Verdict {
+        let Some(quota) = self.per_key else {
+            return Verdict::Allowed;
+        };
+        let verdict = self.check(&format!("key:{key_id}"), quota).await;
+        if verdict != Verdict::Allowed {
+            self.limited_key.fetch_add(1, Relaxed);
+        }
+        verdict
+    }
+
+    /// The counters, in Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        out.push_str(
+            "# HELP sealgate_rate_limited_total requests refused with 429, by the limit they met\n\
+             # TYPE sealgate_rate_limited_total counter\n",
+        );
+        for (scope, n) in [
+            (Scope::Key, &self.limited_key),
+            (Scope::Ip, &self.limited_ip),
+        ] {
+            let _ = writeln!(
+                out,
+                "sealgate_rate_limited_total{{scope=\"{}\"}} {}",
+                scope.as_str(),
+                n.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sealgate_rate_limit_redis_failures_total rate-limit checks this replica's own buckets decided because Redis failed or was late\n\
+             # TYPE sealgate_rate_limit_redis_failures_total counter\n\
+             sealgate_rate_limit_redis_failures_total {}",
+            self.redis_failures.load(Relaxed)
+        );
+    }
+
+    /// The quota of a scope, for the message a refusal carries.
+    pub fn quota(&self, scope: Scope) -> Option<Quota> {
+        match scope {
+            Scope::Key => self.per_key,
+            Scope::Ip => self.per_ip,
+        }
+    }
+
+    async fn check(&self, bucket: &str, quota: Quota) -> Verdict {
+        if let Some(shared) = &self.shared {
+            match shared.check(bucket, quota).await {
+                Ok(verdict) => return verdict,
+                Err(why) => {
+                    self.redis_failures.fetch_add(1, Relaxed);
+                    shared.warn(&why);
+                }
+            }
+        }
+        self.local.check(bucket, quota)
+    }
+}
+
+impl Shared {
+    async fn check(&self, bucket: &str, quota: Quota) -> Result<Verdict, String> {
+        let mut redis = self.redis.clone();
+        let mut call = self.script.key(format!("{}{bucket}", self.prefix));
+        call.arg(quota.interval_us()).arg(quota.tolerance_us());
+        let wait: u64 = tokio::time::timeout(REDIS_DEADLINE, call.invoke_async(&mut redis))
+            .await
+            .map_err(|_| format!("no answer within {} ms", REDIS_DEADLINE.as_millis()))?
+            .map_err(|e| format!("{:?}", e.kind()))?;
+        Ok(match wait {
+            0 => Verdict::Allowed,
+            us => Verdict::Limited {
+                retry_after: Duration::from_micros(us),
+            },
+        })
+    }
+
+    fn warn(&self, why: &str) {
+        let Ok(mut last) = self.last_warning.lock() else {
+            return;
+        };
+        if last.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                error = why,
+                "Redis rate-limit counters unavailable; this replica's own counters decide"
+            );
+        }
+    }
+}
+
+/// The buckets of one process, with times in microseconds since it made them.
+struct LocalBuckets {
+    epoch: Instant,
+    tats: Mutex<HashMap<Box<str>, u64>>,
+}
+
+impl Default for LocalBuckets {
+    fn default() -> LocalBuckets {
+        LocalBuckets {
+            epoch: Instant::now(),
+            tats: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl LocalBuckets {
+    fn check(&self, bucket: &str, quota: Quota) -> Verdict {
+        let now = self.epoch.elapsed().as_micros() as u64;
+        let Ok(mut tats) = self.tats.lock() else {
+            // A poisoned lock means a panic mid-update: refuse rather than let all through.
+            return Verdict::Limited {
+                retry_after: Duration::from_secs(1),
+            };
+        };
+        let bucket = if tats.contains_key(bucket) || tats.len() < LOCAL_BUCKETS {
+            bucket
+        } else {
+            // A bucket whose TAT has passed is full again: forgetting it changes nothing.
+            tats.retain(|_, tat| *tat > now);
+            if tats.len() < LOCAL_BUCKETS {
+                bucket
+            } else {
+                OVERFLOW
+            }
+        };
+        let (verdict, tat) = gcra(tats.get(bucket).copied(), now, quota);
+        if let Some(tat) = tat {
+            tats.insert(bucket.into(), tat);
+        }
+        verdict
+    }
+}
+
+/// The bucket of an address: IPv4 addresses one by one, IPv6 by /64, the block one
+/// subscriber is usually given (a per-address limit would not hold back its owner).
+fn ip_bucket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const Q: Quota = Quota {
+        per_second: 10,
+        burst: 3,
+    };
+
+    #[test]
+    fn a_burst_passes_then_the_steady_rate() {
+        let (mut tat, mut allowed) = (None, 0);
+        // Ten requests at the same instant: the burst of three goes through.
+        for _ in 0..10 {
+            let (v, next) = gcra(tat, 1_000_000, Q);
+            if v == Verdict::Allowed {
+                allowed += 1;
+                tat = next;
+            }
+        }
+        assert_eq!(allowed, 3);
+        // The fourth must wait one interval (100 ms) from the start.
+        assert_eq!(
+            gcra(tat, 1_000_000, Q).0,
+            Verdict::Limited {
+                retry_after: Duration::from_millis(100)
+            }
+        );
+        assert_eq!(gcra(tat, 1_100_000, Q).0, Verdict::Allowed);
+        // After a quiet second the bucket is full again.
+        let (mut quiet, mut again) = (tat, 0);
+        for _ in 0..10 {
+            let (v, next) = gcra(quiet, 3_000_000, Q);
+            if v == Verdict::Allowed {
+                again += 1;
+                quiet = next;
+            }
+        }
+        assert_eq!(again, 3);
+    }
+
+    #[test]
+    fn a_steady_caller_at_the_rate_is_never_limited() {
+        let mut tat = None;
+        for i in 0..1000u64 {
+            let (v, next) = gcra(tat, 5_000_000 + i * 100_000, Q);
+            assert_eq!(v, Verdict::Allowed, "request {i}");
+            tat = next;
+        }
+    }
+
+    #[test]
+    fn a_burst_of_one_allows_one_request_per_interval() {
+        let q = Quota {
+            per_second: 2,
+            burst: 1,
+        };
+        let (v, tat) = gcra(None, 0, q);
+        assert_eq!(v, Verdict::Allowed);
+        assert_eq!(
+            gcra(tat, 1, q).0,
+            Verdict::Limited {
+                retry_after: Duration::from_micros(499_999)
+            }
+        );
+        assert_eq!(gcra(tat, 500_000, q).0, Verdict::Allowed);
+    }
+
+    #[test]
+    fn local_buckets_keep_callers_apart_and_overflow_into_one() {
+        let local = LocalBuckets::default();
+        for _ in 0..3 {
+            assert_eq!(local.check("a", Q), Verdict::Allowed);
+        }
+        assert!(matches!(local.check("a", Q), Verdict::Limited { .. }));
+        assert_eq!(local.check("b", Q), Verdict::Allowed);
+        // Fill the table with buckets that are still draining: new callers share one.
+        {
+            let mut tats = local.tats.lock().expect("lock");
+            for i in 0..LOCAL_BUCKETS {
+                tats.insert(format!("busy{i}").into(), u64::MAX / 2);
+            }
+        }
+        for _ in 0..3 {
+            assert_eq!(local.check("new-1", Q), Verdict::Allowed);
+        }
+        assert!(matches!(local.check("new-2", Q), Verdict::Limited { .. }));
+        assert!(!local.tats.lock().expect("lock").contains_key("new-1"));
+    }
+
+    #[test]
+    fn ipv6_addresses_share_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(ip_bucket(a), ip_bucket(b));
+        assert_ne!(ip_bucket(a), ip_bucket(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
+        assert_eq!(ip_bucket(mapped), "192.0.2.7");
+    }
+
+    /// The Lua script and the Rust step agree, on a real Redis (skipped without one).
+    #[tokio::test]
+    async fn redis_buckets_count_like_local_ones() {
+        let url = std::env::var("SEALGATE_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let origin = format!("test.{}", uuid::Uuid::new_v4());
+        let limits = match RateLimits::shared(Some(Q), Some(Q), &url, &origin).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("skipped: no Redis at {url} ({e})");
+                return;
+            }
+        };
+        let mut allowed = 0;
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            match limits.check_key("k1").await {
+                Verdict::Allowed => allowed += 1,
+                Verdict::Limited { retry_after } => waits.push(retry_after),
+            }
+        }
+        assert_eq!(allowed, 3, "the burst");
+        assert_eq!(waits.len(), 3);
+        for w in &waits {
+            assert!(
+                *w > Duration::ZERO && *w <= Duration::from_millis(300),
+                "{w:?}"
+            );
+        }
+        assert_eq!(limits.redis_failures.load(Relaxed), 0);
+        assert_eq!(limits.limited_key.load(Relaxed), 3);
+        // Another key and the same key as an address are separate buckets.
+        assert_eq!(limits.check_key("k2").await, Verdict::Allowed);
+        assert_eq!(
+            limits.check_ip("127.0.0.1".parse().expect("ip")).await,
+            Verdict::Allowed
+        );
+        // A second limiter on the same Redis and origin (another replica) sees the bucket.
+        let replica = RateLimits::shared(Some(Q), None, &url, &origin)
+            .await
+            .expect("second connection");
+        assert!(matches!(
+            replica.check_key("k1").await,
+            Verdict::Limited { .. }
+        ));
+    }
+}
