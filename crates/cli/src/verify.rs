@@ -26,9 +26,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use clap::Args;
 use sealgate_ledger::{
-    inclusion_plan, leaf_hash, verify_inclusion, Checkpoint, Frontier, Hash, NodeId, NoteSigner,
-    NoteVerifier, EMPTY_ROOT,
+    leaf_hash, Checkpoint, Frontier, Hash, NodeId, NoteSigner, NoteVerifier, EMPTY_ROOT,
 };
+use sealgate_store::spot_check::check_entry;
 use sealgate_store::Store;
 use sealgate_store_sqlite::{LedgerScan, SqliteStore};
 use serde_json::{json, Value};
@@ -1023,40 +1023,10 @@ async fn sample(
     let picks = usize::try_from(n.min(size)).context("--sample is larger than memory")?;
     let size_usize = usize::try_from(size).context("the ledger is larger than memory")?;
     for index in rand::seq::index::sample(&mut rng, size_usize, picks) {
-        let index = index as u64;
-        let entry = store
-            .range(index, index + 1)
-            .await
-            .map_err(|e| match e {
-                sealgate_store::StoreError::Corrupt(what) => {
-                    sealgate_store::StoreError::Corrupt(format!("entry {index}: {what}"))
-                }
-                e => e,
-            })?
-            .pop()
-            .context("entry vanished")?;
-        let leaf = leaf_hash(&entry.canonical);
-        if leaf != entry.leaf_hash {
-            return Ok(Err(Tamper(format!(
-                "entry {index}: its bytes do not hash to the stored leaf hash"
-            ))));
-        }
-        let plan = inclusion_plan(index, size)?;
-        // Nodes missing or unreadable are a damaged ledger; a store that cannot be read
+        // Missing or unreadable data is a damaged ledger; a store that cannot be read
         // right now (busy, I/O) is a failure to check, not tampering.
-        let proof = match sealgate_store::assemble(store, &plan).await {
-            Ok(proof) => proof,
-            Err(sealgate_store::StoreError::Corrupt(what)) => {
-                return Ok(Err(Tamper(format!(
-                    "entry {index}: its inclusion proof cannot be read: {what}"
-                ))))
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if verify_inclusion(&leaf, index, size, &proof, &latest.root).is_err() {
-            return Ok(Err(Tamper(format!(
-                "entry {index}: no valid inclusion proof in the checkpointed tree of {size}"
-            ))));
+        if let Some(what) = check_entry(store, index as u64, size, &latest.root).await? {
+            return Ok(Err(Tamper(what)));
         }
         checked += 1;
     }

@@ -52,6 +52,16 @@ impl<const N: usize> Histogram<N> {
     }
 }
 
+/// What the store says about the ledger when metrics are read; None where it could
+/// not be read.
+#[derive(Debug, Default)]
+pub struct LedgerGauges {
+    pub size: Option<u64>,
+    /// Entries beyond the latest checkpoint.
+    pub unanchored: Option<u64>,
+    pub checkpoint_age_secs: Option<f64>,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     pub approved: AtomicU64,
@@ -66,6 +76,10 @@ pub struct Metrics {
     pub resolved_denied: AtomicU64,
     /// Requests waiting on `GET /v1/decisions/{id}?wait=` now (a gauge).
     pub waiting_agents: AtomicU64,
+    /// Scheduled integrity checks run, and those that found the ledger not matching
+    /// its signed checkpoints.
+    pub integrity_checks: AtomicU64,
+    pub integrity_failures: AtomicU64,
     decision_latency: Histogram<12>,
     batch_size: Histogram<8>,
 }
@@ -79,7 +93,7 @@ impl Metrics {
         self.batch_size.observe(&BATCH_BUCKETS, n as u64);
     }
 
-    pub fn render(&self, tree_size: Option<u64>) -> String {
+    pub fn render(&self, ledger: &LedgerGauges) -> String {
         let mut out = String::with_capacity(2048);
         out.push_str("# TYPE sealgate_decisions_total counter\n");
         for (status, v) in [
@@ -128,6 +142,16 @@ impl Metrics {
                 "manifests flagged by prompt-injection screening",
                 &self.screen_flagged,
             ),
+            (
+                "sealgate_integrity_checks_total",
+                "scheduled integrity checks run by this replica",
+                &self.integrity_checks,
+            ),
+            (
+                "sealgate_integrity_failures_total",
+                "scheduled integrity checks that found the stored ledger not matching its signed checkpoints",
+                &self.integrity_failures,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -151,10 +175,24 @@ impl Metrics {
         out.push_str("# TYPE sealgate_ledger_batch_size histogram\n");
         self.batch_size
             .render(&mut out, "sealgate_ledger_batch_size", &BATCH_BUCKETS, 1.0);
-        if let Some(n) = tree_size {
+        if let Some(n) = ledger.size {
             let _ = writeln!(
                 out,
                 "# TYPE sealgate_ledger_size gauge\nsealgate_ledger_size {n}"
+            );
+        }
+        if let Some(n) = ledger.unanchored {
+            let _ = writeln!(
+                out,
+                "# HELP sealgate_ledger_unanchored_entries entries no signed checkpoint covers yet\n\
+                 # TYPE sealgate_ledger_unanchored_entries gauge\nsealgate_ledger_unanchored_entries {n}"
+            );
+        }
+        if let Some(age) = ledger.checkpoint_age_secs {
+            let _ = writeln!(
+                out,
+                "# HELP sealgate_checkpoint_age_seconds seconds since the latest checkpoint was signed\n\
+                 # TYPE sealgate_checkpoint_age_seconds gauge\nsealgate_checkpoint_age_seconds {age}"
             );
         }
         out
@@ -171,7 +209,11 @@ mod tests {
         m.observe_decision_us(100);
         m.observe_decision_us(4_000);
         m.observe_decision_us(2_000_000);
-        let text = m.render(Some(3));
+        let text = m.render(&LedgerGauges {
+            size: Some(3),
+            unanchored: Some(1),
+            checkpoint_age_secs: Some(0.5),
+        });
         assert!(
             text.contains("sealgate_decision_latency_seconds_bucket{le=\"0.00025\"} 1"),
             "{text}"
@@ -185,5 +227,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("sealgate_ledger_size 3"));
+        assert!(text.contains("sealgate_ledger_unanchored_entries 1"));
+        assert!(text.contains("sealgate_checkpoint_age_seconds 0.5"));
     }
 }

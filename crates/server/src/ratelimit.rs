@@ -6,10 +6,13 @@
 //! `now` is let through when `TAT - now` is within the burst's tolerance, and moves the
 //! TAT on by one interval.
 //!
-//! The buckets live in this process, or in Redis when replicas share them (a Lua script
-//! runs the same arithmetic on Redis's clock). If Redis fails or does not answer within
-//! [`REDIS_DEADLINE`], this process's buckets decide, so a limit never lapses: a
-//! replica then enforces the whole limit on its own share of the traffic.
+//! The buckets live in this process, and also in Redis when replicas share them (a Lua
+//! script runs the same arithmetic on Redis's clock). A request must pass this process's
+//! bucket first, which costs nothing and is never stricter than the shared one (a
+//! replica's share of a caller's requests cannot exceed all of them), and then the shared
+//! one. If Redis fails or does not answer within its deadline, the process's bucket has
+//! decided, so a limit never lapses; Redis is then left alone for a second rather than
+//! made to cost every request its deadline.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,12 +22,16 @@ use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 
-/// How long a Redis answer may take before this process's buckets decide.
+/// How long a Redis answer may take by default before this process's buckets decide.
 pub const REDIS_DEADLINE: Duration = Duration::from_millis(50);
-/// Buckets one process keeps; past that, idle ones are dropped, and if none is idle,
-/// new callers share one overflow bucket (limited together, never unlimited).
+/// Buckets one process keeps per scope; past that, idle ones are dropped, and if none
+/// is idle, new callers of the scope share one overflow bucket (limited together,
+/// never unlimited).
 const LOCAL_BUCKETS: usize = 100_000;
-const OVERFLOW: &str = "overflow";
+/// The least time between two sweeps of a full table.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+/// How long Redis is left alone after it failed.
+const REDIS_PAUSE: Duration = Duration::from_secs(1);
 /// How often a Redis failure is logged while it lasts.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -71,7 +78,9 @@ fn gcra(tat: Option<u64>, now: u64, quota: Quota) -> (Verdict, Option<u64>) {
 
 /// The same step on Redis: KEYS[1] holds the TAT in microseconds of Redis's clock;
 /// ARGV are the interval and the tolerance. Returns 0, or the microseconds to wait.
-/// The key expires once the bucket is full again, so idle callers cost nothing.
+/// The key expires once the bucket is full again, so idle callers cost nothing. A TAT
+/// further ahead than a request can ever put it (Redis's clock stepped back, or a
+/// failover to a node whose clock is behind) is pulled back to that bound.
 const GCRA_LUA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -79,6 +88,7 @@ local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
+if tat > now + tolerance + interval then tat = now + tolerance + interval end
 if tat - now > tolerance then return tat - now - tolerance end
 local new = tat + interval
 redis.call('SET', KEYS[1], string.format('%d', new), 'PX', math.ceil((new - now) / 1000) + 1)
@@ -120,6 +130,9 @@ struct Shared {
     /// Prefix of every bucket's key: the log's origin, so logs sharing a Redis do not
     /// share limits.
     prefix: String,
+    deadline: Duration,
+    /// Until when Redis is left alone after a failure.
+    paused_until: Mutex<Option<Instant>>,
     last_warning: Mutex<Option<Instant>>,
 }
 
@@ -137,14 +150,22 @@ impl RateLimits {
         }
     }
 
-    /// Limits shared through the Redis at `url`, which must answer now: a server
-    /// that was told to share its limits does not start without them.
+    /// Limits shared through the Redis at `url`, which must run the script now: a
+    /// server that was told to share its limits does not start without them.
+    /// `deadline` bounds each check's wait for Redis.
     pub async fn shared(
         per_key: Option<Quota>,
         per_ip: Option<Quota>,
         url: &str,
         origin: &str,
+        deadline: Duration,
     ) -> anyhow::Result<RateLimits> {
+        if url.starts_with("rediss://") {
+            anyhow::bail!(
+                "redis_url: TLS to Redis (rediss://) is not supported; reach Redis over a \
+                 private network or a local TLS tunnel with redis://"
+            );
+        }
         // Neither the URL nor the client's error text is shown: the URL may carry a
         // password, and some parse errors repeat it.
         let client = redis::Client::open(url).map_err(|_| {
@@ -152,9 +173,10 @@ impl RateLimits {
                 "redis_url is not a Redis URL (redis://[user:password@]host[:port][/db])"
             )
         })?;
+        // Each check has its own, shorter deadline; this one only ends a hung call.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(REDIS_DEADLINE))
+            .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
         let mut redis = tokio::time::timeout(
@@ -165,22 +187,34 @@ impl RateLimits {
         .map_err(|_| anyhow::anyhow!("Redis at redis_url did not answer within 5 s"))?
         .map_err(|e| anyhow::anyhow!("cannot connect to Redis at redis_url ({:?})", e.kind()))?;
         let script = redis::Script::new(GCRA_LUA);
-        // Loading the script now proves the server runs Lua and TIME as we use them.
-        script
-            .prepare_invoke()
-            .load_async(&mut redis)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "Redis at redis_url refused the rate-limit script ({:?})",
-                    e.kind()
-                )
-            })?;
+        let prefix = format!("sealgate:ratelimit:{origin}:");
+        // Running the script once proves what loading it would not: that this Redis
+        // runs Lua, reads its clock in a script and lets us write (not a read-only
+        // replica, not an ACL without SET).
+        let mut probe = script.key(format!("{prefix}startup-probe"));
+        probe.arg(1_000_000u64).arg(0u64);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            probe.invoke_async::<u64>(&mut redis),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!("Redis at redis_url did not run the rate-limit script within 5 s")
+        })?
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "Redis at redis_url refused the rate-limit script ({:?}, {})",
+                e.kind(),
+                e.code().unwrap_or("no error code")
+            )
+        })?;
         let mut limits = RateLimits::local(per_key, per_ip);
         limits.shared = Some(Shared {
             redis,
             script,
-            prefix: format!("sealgate:ratelimit:{origin}:"),
+            prefix,
+            deadline,
+            paused_until: Mutex::new(None),
             last_warning: Mutex::new(None),
         });
         Ok(limits)
@@ -196,7 +230,7 @@ impl RateLimits {
         let Some(quota) = self.per_ip else {
             return Verdict::Allowed;
         };
-        let verdict = self.check(&format!("ip:{}", ip_bucket(ip)), quota).await;
+        let verdict = self.check(Scope::Ip, &ip_bucket(ip), quota).await;
         if verdict != Verdict::Allowed {
             self.limited_ip.fetch_add(1, Relaxed);
         }
@@ -208,7 +242,7 @@ impl RateLimits {
         let Some(quota) = self.per_key else {
             return Verdict::Allowed;
         };
-        let verdict = self.check(&format!("key:{key_id}"), quota).await;
+        let verdict = self.check(Scope::Key, key_id, quota).await;
         if verdict != Verdict::Allowed {
             self.limited_key.fetch_add(1, Relaxed);
         }
@@ -250,17 +284,26 @@ impl RateLimits {
         }
     }
 
-    async fn check(&self, bucket: &str, quota: Quota) -> Verdict {
-        if let Some(shared) = &self.shared {
-            match shared.check(bucket, quota).await {
-                Ok(verdict) => return verdict,
-                Err(why) => {
-                    self.redis_failures.fetch_add(1, Relaxed);
-                    shared.warn(&why);
-                }
+    async fn check(&self, scope: Scope, bucket: &str, quota: Quota) -> Verdict {
+        let local = self.local.check(scope, bucket, quota);
+        if local != Verdict::Allowed {
+            return local;
+        }
+        let Some(shared) = self.shared.as_ref().filter(|s| !s.paused()) else {
+            return local;
+        };
+        match shared
+            .check(&format!("{}:{bucket}", scope.as_str()), quota)
+            .await
+        {
+            Ok(verdict) => verdict,
+            Err(why) => {
+                self.redis_failures.fetch_add(1, Relaxed);
+                shared.pause();
+                shared.warn(&why);
+                local
             }
         }
-        self.local.check(bucket, quota)
     }
 }
 
@@ -269,9 +312,9 @@ impl Shared {
         let mut redis = self.redis.clone();
         let mut call = self.script.key(format!("{}{bucket}", self.prefix));
         call.arg(quota.interval_us()).arg(quota.tolerance_us());
-        let wait: u64 = tokio::time::timeout(REDIS_DEADLINE, call.invoke_async(&mut redis))
+        let wait: u64 = tokio::time::timeout(self.deadline, call.invoke_async(&mut redis))
             .await
-            .map_err(|_| format!("no answer within {} ms", REDIS_DEADLINE.as_millis()))?
+            .map_err(|_| format!("no answer within {} ms", self.deadline.as_millis()))?
             .map_err(|e| format!("{:?}", e.kind()))?;
         Ok(match wait {
             0 => Verdict::Allowed,
@@ -279,6 +322,18 @@ impl Shared {
                 retry_after: Duration::from_micros(us),
             },
         })
+    }
+
+    fn paused(&self) -> bool {
+        self.paused_until
+            .lock()
+            .map_or(true, |until| until.is_some_and(|t| Instant::now() < t))
+    }
+
+    fn pause(&self) {
+        if let Ok(mut until) = self.paused_until.lock() {
+            *until = Some(Instant::now() + REDIS_PAUSE);
+        }
     }
 
     fn warn(&self, why: &str) {
@@ -295,44 +350,68 @@ impl Shared {
     }
 }
 
-/// The buckets of one process, with times in microseconds since it made them.
+/// The buckets of one process, one table per scope, with times in microseconds since
+/// it made them.
 struct LocalBuckets {
     epoch: Instant,
-    tats: Mutex<HashMap<Box<str>, u64>>,
+    keys: Mutex<Table>,
+    ips: Mutex<Table>,
 }
+
+#[derive(Default)]
+struct Table {
+    tats: HashMap<Box<str>, u64>,
+    last_sweep: Option<Instant>,
+}
+
+/// The bucket a scope's new callers share once its table is full of buckets still
+/// draining (no key id or address contains a NUL).
+const OVERFLOW: &str = "\u{0}overflow";
 
 impl Default for LocalBuckets {
     fn default() -> LocalBuckets {
         LocalBuckets {
             epoch: Instant::now(),
-            tats: Mutex::new(HashMap::new()),
+            keys: Mutex::default(),
+            ips: Mutex::default(),
         }
     }
 }
 
 impl LocalBuckets {
-    fn check(&self, bucket: &str, quota: Quota) -> Verdict {
+    fn check(&self, scope: Scope, bucket: &str, quota: Quota) -> Verdict {
         let now = self.epoch.elapsed().as_micros() as u64;
-        let Ok(mut tats) = self.tats.lock() else {
+        let table = match scope {
+            Scope::Key => &self.keys,
+            Scope::Ip => &self.ips,
+        };
+        let Ok(mut table) = table.lock() else {
             // A poisoned lock means a panic mid-update: refuse rather than let all through.
             return Verdict::Limited {
                 retry_after: Duration::from_secs(1),
             };
         };
-        let bucket = if tats.contains_key(bucket) || tats.len() < LOCAL_BUCKETS {
+        let bucket = if table.tats.contains_key(bucket) || table.tats.len() < LOCAL_BUCKETS {
             bucket
         } else {
             // A bucket whose TAT has passed is full again: forgetting it changes nothing.
-            tats.retain(|_, tat| *tat > now);
-            if tats.len() < LOCAL_BUCKETS {
+            // Swept at most every SWEEP_EVERY, so a full table does not cost every caller.
+            if table
+                .last_sweep
+                .is_none_or(|at| at.elapsed() >= SWEEP_EVERY)
+            {
+                table.tats.retain(|_, tat| *tat > now);
+                table.last_sweep = Some(Instant::now());
+            }
+            if table.tats.len() < LOCAL_BUCKETS {
                 bucket
             } else {
                 OVERFLOW
             }
         };
-        let (verdict, tat) = gcra(tats.get(bucket).copied(), now, quota);
+        let (verdict, tat) = gcra(table.tats.get(bucket).copied(), now, quota);
         if let Some(tat) = tat {
-            tats.insert(bucket.into(), tat);
+            table.tats.insert(bucket.into(), tat);
         }
         verdict
     }
@@ -424,23 +503,28 @@ mod tests {
     #[test]
     fn local_buckets_keep_callers_apart_and_overflow_into_one() {
         let local = LocalBuckets::default();
+        let limited = |v| matches!(v, Verdict::Limited { .. });
         for _ in 0..3 {
-            assert_eq!(local.check("a", Q), Verdict::Allowed);
+            assert_eq!(local.check(Scope::Key, "a", Q), Verdict::Allowed);
         }
-        assert!(matches!(local.check("a", Q), Verdict::Limited { .. }));
-        assert_eq!(local.check("b", Q), Verdict::Allowed);
-        // Fill the table with buckets that are still draining: new callers share one.
+        assert!(limited(local.check(Scope::Key, "a", Q)));
+        assert_eq!(local.check(Scope::Key, "b", Q), Verdict::Allowed);
+        // The same name in the other scope is another bucket.
+        assert_eq!(local.check(Scope::Ip, "a", Q), Verdict::Allowed);
+        // Fill the key table with buckets still draining: new keys share one bucket.
         {
-            let mut tats = local.tats.lock().expect("lock");
+            let mut table = local.keys.lock().expect("lock");
             for i in 0..LOCAL_BUCKETS {
-                tats.insert(format!("busy{i}").into(), u64::MAX / 2);
+                table.tats.insert(format!("busy{i}").into(), u64::MAX / 2);
             }
         }
         for _ in 0..3 {
-            assert_eq!(local.check("new-1", Q), Verdict::Allowed);
+            assert_eq!(local.check(Scope::Key, "new-1", Q), Verdict::Allowed);
         }
-        assert!(matches!(local.check("new-2", Q), Verdict::Limited { .. }));
-        assert!(!local.tats.lock().expect("lock").contains_key("new-1"));
+        assert!(limited(local.check(Scope::Key, "new-2", Q)));
+        assert!(!local.keys.lock().expect("lock").tats.contains_key("new-1"));
+        // Addresses are not held back by a full key table.
+        assert_eq!(local.check(Scope::Ip, "new-1", Q), Verdict::Allowed);
     }
 
     #[test]
@@ -454,19 +538,34 @@ mod tests {
         assert_eq!(ip_bucket(mapped), "192.0.2.7");
     }
 
-    /// The Lua script and the Rust step agree, on a real Redis (skipped without one).
+    /// The Redis of `SEALGATE_TEST_REDIS_URL`, which must then answer (CI sets it), or
+    /// of 127.0.0.1:6379 if it answers; None (and a notice) otherwise.
+    pub(crate) fn test_redis() -> Option<String> {
+        if let Ok(url) = std::env::var("SEALGATE_TEST_REDIS_URL") {
+            return Some(url);
+        }
+        if std::net::TcpStream::connect("127.0.0.1:6379").is_ok() {
+            return Some("redis://127.0.0.1:6379".into());
+        }
+        eprintln!("skipped: no Redis at 127.0.0.1:6379 and SEALGATE_TEST_REDIS_URL unset");
+        None
+    }
+
+    /// The Lua script and the Rust step agree, on a real Redis.
     #[tokio::test]
     async fn redis_buckets_count_like_local_ones() {
-        let url = std::env::var("SEALGATE_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let origin = format!("test.{}", uuid::Uuid::new_v4());
-        let limits = match RateLimits::shared(Some(Q), Some(Q), &url, &origin).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("skipped: no Redis at {url} ({e})");
-                return;
-            }
+        let Some(url) = test_redis() else { return };
+        // One a second, so a slow machine does not refill the bucket mid-test; a long
+        // deadline, so a slow answer is not taken for a failure.
+        let q = Quota {
+            per_second: 1,
+            burst: 3,
         };
+        let deadline = Duration::from_secs(5);
+        let origin = format!("test.{}", uuid::Uuid::new_v4());
+        let limits = RateLimits::shared(Some(q), Some(q), &url, &origin, deadline)
+            .await
+            .expect("Redis");
         let mut allowed = 0;
         let mut waits = Vec::new();
         for _ in 0..6 {
@@ -478,10 +577,7 @@ mod tests {
         assert_eq!(allowed, 3, "the burst");
         assert_eq!(waits.len(), 3);
         for w in &waits {
-            assert!(
-                *w > Duration::ZERO && *w <= Duration::from_millis(300),
-                "{w:?}"
-            );
+            assert!(*w > Duration::ZERO && *w <= Duration::from_secs(1), "{w:?}");
         }
         assert_eq!(limits.redis_failures.load(Relaxed), 0);
         assert_eq!(limits.limited_key.load(Relaxed), 3);
@@ -491,13 +587,46 @@ mod tests {
             limits.check_ip("127.0.0.1".parse().expect("ip")).await,
             Verdict::Allowed
         );
-        // A second limiter on the same Redis and origin (another replica) sees the bucket.
-        let replica = RateLimits::shared(Some(Q), None, &url, &origin)
+        // A second limiter on the same Redis and origin (another replica) has a full
+        // bucket of its own, but the shared one refuses.
+        let replica = RateLimits::shared(Some(q), None, &url, &origin, deadline)
             .await
             .expect("second connection");
         assert!(matches!(
             replica.check_key("k1").await,
             Verdict::Limited { .. }
         ));
+        assert_eq!(replica.redis_failures.load(Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_redis_url_that_cannot_work_is_refused_at_start() {
+        let q = Some(Q);
+        let d = REDIS_DEADLINE;
+        for (url, says) in [
+            ("rediss://127.0.0.1:6379", "not supported"),
+            ("http://127.0.0.1:6379", "not a Redis URL"),
+        ] {
+            let err = RateLimits::shared(q, None, url, "o", d)
+                .await
+                .err()
+                .expect(url)
+                .to_string();
+            assert!(err.contains(says), "{url}: {err}");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let closed = format!("redis://:hunter2@127.0.0.1:{port}");
+        let err = RateLimits::shared(q, None, &closed, "o", d)
+            .await
+            .err()
+            .expect("nothing listens")
+            .to_string();
+        assert!(
+            err.contains("redis_url") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 }

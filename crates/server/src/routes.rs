@@ -333,10 +333,22 @@ async fn readyz(State(s): State<AppState>) -> ApiResult {
 
 async fn metrics(State(s): State<AppState>) -> Response {
     let size = s.store.tree_size().await.ok();
+    let latest = s.store.latest_checkpoint().await.ok();
+    let ledger = crate::metrics::LedgerGauges {
+        size,
+        unanchored: size.zip(latest.as_ref()).map(|(n, cp)| match cp {
+            Some(cp) => n.saturating_sub(cp.tree_size),
+            None => n,
+        }),
+        checkpoint_age_secs: latest.flatten().and_then(|cp| {
+            let signed = sealgate_core::timefmt::parse(&cp.created_at).ok()?;
+            Some(((s.now() - signed).as_seconds_f64()).max(0.0))
+        }),
+    };
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         {
-            let mut text = s.metrics.render(size);
+            let mut text = s.metrics.render(&ledger);
             s.limits.render(&mut text);
             text
         },

@@ -46,6 +46,14 @@ pub struct Settings {
     /// Redis holding the rate-limit buckets, so replicas share them; None: each process
     /// keeps its own.
     pub redis_url: Option<SecretString>,
+    /// How long a rate-limit check waits for Redis before this process's buckets decide
+    /// (config file only).
+    pub redis_timeout: Duration,
+    /// How often the leading replica checks the stored ledger against its latest signed
+    /// checkpoint (config file only); zero: never.
+    pub integrity_check_interval: Duration,
+    /// Random entries each integrity check proves included (config file only).
+    pub integrity_sample: u32,
 }
 
 /// Values replaced by `[REDACTED:<type>:<keyed hash>]` before an entry is hashed, so the
@@ -79,6 +87,9 @@ impl Default for Settings {
             rate_limit_per_key: None,
             rate_limit_per_ip: None,
             redis_url: None,
+            redis_timeout: crate::ratelimit::REDIS_DEADLINE,
+            integrity_check_interval: Duration::from_secs(60),
+            integrity_sample: 16,
         }
     }
 }
@@ -140,6 +151,9 @@ struct FileSettings {
     rate_limit_per_ip: Option<u32>,
     rate_limit_per_ip_burst: Option<u32>,
     redis_url: Option<String>,
+    redis_timeout_ms: Option<u64>,
+    integrity_check_interval_secs: Option<u64>,
+    integrity_sample: Option<u32>,
 }
 
 /// `message` with every double-quoted value elided: serde names a mistyped value in
@@ -193,6 +207,7 @@ pub enum SettingsError {
 impl Settings {
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Settings, SettingsError> {
         let mut s = Settings::default();
+        let mut bursts = (None, None);
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
                 path: path.to_owned(),
@@ -213,16 +228,10 @@ impl Settings {
                     }
                 },
             })?;
-            s.rate_limit_per_key = quota(
-                "rate_limit_per_key",
-                f.rate_limit_per_key,
-                f.rate_limit_per_key_burst,
-            )?;
-            s.rate_limit_per_ip = quota(
-                "rate_limit_per_ip",
-                f.rate_limit_per_ip,
-                f.rate_limit_per_ip_burst,
-            )?;
+            bursts = (f.rate_limit_per_key_burst, f.rate_limit_per_ip_burst);
+            if let Some(ms) = f.redis_timeout_ms {
+                s.redis_timeout = Duration::from_millis(ms);
+            }
             s.apply(Overrides {
                 listen: f.listen,
                 data_dir: f.data_dir,
@@ -232,8 +241,8 @@ impl Settings {
                 approval_ttl_secs: f.approval_ttl_secs,
                 max_batch: f.max_batch,
                 checkpoint_interval_ms: f.checkpoint_interval_ms,
-                rate_limit_per_key: None,
-                rate_limit_per_ip: None,
+                rate_limit_per_key: f.rate_limit_per_key,
+                rate_limit_per_ip: f.rate_limit_per_ip,
                 redis_url: f.redis_url,
             });
             s.redaction = f.redaction;
@@ -242,8 +251,17 @@ impl Settings {
             if let Some(t) = f.request_timeout_secs {
                 s.request_timeout = Duration::from_secs(t);
             }
+            if let Some(t) = f.integrity_check_interval_secs {
+                s.integrity_check_interval = Duration::from_secs(t);
+            }
+            if let Some(n) = f.integrity_sample {
+                s.integrity_sample = n;
+            }
         }
         s.apply(overrides);
+        // A burst given in the file holds for the rate wherever that was given.
+        s.rate_limit_per_key = with_burst("rate_limit_per_key", s.rate_limit_per_key, bursts.0)?;
+        s.rate_limit_per_ip = with_burst("rate_limit_per_ip", s.rate_limit_per_ip, bursts.1)?;
         s.validate()?;
         Ok(s)
     }
@@ -273,13 +291,18 @@ impl Settings {
         if let Some(v) = o.checkpoint_interval_ms {
             self.checkpoint_interval = Duration::from_millis(v);
         }
-        // A rate given outside the file keeps the file's burst for that scope, or
-        // gets one second's worth.
+        // One second's worth of burst, unless the file names one (see `load`).
         if let Some(v) = o.rate_limit_per_key {
-            self.rate_limit_per_key = Some(with_rate(self.rate_limit_per_key, v));
+            self.rate_limit_per_key = Some(Quota {
+                per_second: v,
+                burst: v,
+            });
         }
         if let Some(v) = o.rate_limit_per_ip {
-            self.rate_limit_per_ip = Some(with_rate(self.rate_limit_per_ip, v));
+            self.rate_limit_per_ip = Some(Quota {
+                per_second: v,
+                burst: v,
+            });
         }
         if let Some(v) = o.redis_url {
             self.redis_url = Some(SecretString::from(v));
@@ -348,6 +371,18 @@ impl Settings {
                 message: "must be 1..=10000".into(),
             });
         }
+        if self.integrity_check_interval > Duration::from_secs(7 * 24 * 3600) {
+            return Err(SettingsError::Invalid {
+                name: "integrity_check_interval_secs",
+                message: "must be 0 (never) to 604800 (a week)".into(),
+            });
+        }
+        if self.integrity_sample > 10_000 {
+            return Err(SettingsError::Invalid {
+                name: "integrity_sample",
+                message: "must be 0..=10000".into(),
+            });
+        }
         for (name, q) in [
             ("rate_limit_per_key", self.rate_limit_per_key),
             ("rate_limit_per_ip", self.rate_limit_per_ip),
@@ -355,6 +390,12 @@ impl Settings {
             if let Some(q) = q {
                 check_quota(name, q)?;
             }
+        }
+        if self.redis_timeout.is_zero() || self.redis_timeout > Duration::from_secs(10) {
+            return Err(SettingsError::Invalid {
+                name: "redis_timeout_ms",
+                message: "must be 1..=10000".into(),
+            });
         }
         if self.redis_url.is_some()
             && self.rate_limit_per_key.is_none()
@@ -374,29 +415,19 @@ impl Settings {
 /// The most requests per second a limit may name: GCRA counts in whole microseconds.
 const MAX_RATE: u32 = 1_000_000;
 
-/// A quota from the file's rate and burst (the burst defaults to one second's worth).
-fn quota(
+/// `quota` with the file's `burst`, which needs a rate to go with.
+fn with_burst(
     name: &'static str,
-    rate: Option<u32>,
+    quota: Option<Quota>,
     burst: Option<u32>,
 ) -> Result<Option<Quota>, SettingsError> {
-    match (rate, burst) {
-        (None, None) => Ok(None),
+    match (quota, burst) {
+        (q, None) => Ok(q),
         (None, Some(_)) => Err(SettingsError::Invalid {
             name,
             message: format!("{name}_burst is set without {name}"),
         }),
-        (Some(rate), burst) => Ok(Some(Quota {
-            per_second: rate,
-            burst: burst.unwrap_or(rate),
-        })),
-    }
-}
-
-fn with_rate(before: Option<Quota>, rate: u32) -> Quota {
-    Quota {
-        per_second: rate,
-        burst: before.map_or(rate, |q| q.burst),
+        (Some(q), Some(burst)) => Ok(Some(Quota { burst, ..q })),
     }
 }
 
@@ -633,7 +664,39 @@ mod tests {
                 burst: 400
             })
         );
-        // The environment's rate keeps the file's burst.
+        // A file without a burst and a rate from the environment: one second's worth.
+        let s = load(
+            "rate_limit_per_ip = 200\n",
+            Overrides {
+                rate_limit_per_ip: Some(10),
+                ..Default::default()
+            },
+        )
+        .expect("override");
+        assert_eq!(
+            s.rate_limit_per_ip,
+            Some(Quota {
+                per_second: 10,
+                burst: 10
+            })
+        );
+        // A burst in the file and the rate from the environment go together.
+        let s = load(
+            "rate_limit_per_key_burst = 7\n",
+            Overrides {
+                rate_limit_per_key: Some(3),
+                ..Default::default()
+            },
+        )
+        .expect("burst in the file, rate outside");
+        assert_eq!(
+            s.rate_limit_per_key,
+            Some(Quota {
+                per_second: 3,
+                burst: 7
+            })
+        );
+        // The environment's rate keeps the file's explicit burst.
         let s = load(
             "rate_limit_per_ip = 200\nrate_limit_per_ip_burst = 400\n",
             Overrides {

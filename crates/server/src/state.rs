@@ -216,6 +216,7 @@ impl AppState {
                     settings.rate_limit_per_ip,
                     url.expose_secret(),
                     &settings.origin,
+                    settings.redis_timeout,
                 )
                 .await?;
                 info!("rate-limit buckets shared through Redis");
@@ -251,6 +252,9 @@ impl AppState {
         service::keys::bootstrap_admin(&state).await?;
         service::ledger::announce(&state);
         tokio::spawn(service::ledger::run_checkpointer(state.clone()));
+        if !state.settings.integrity_check_interval.is_zero() {
+            tokio::spawn(service::integrity::run_integrity_checks(state.clone()));
+        }
         Ok(state)
     }
 
@@ -292,7 +296,7 @@ impl AppState {
         Err(crate::error::ApiError::TooManyRequests {
             detail: format!(
                 "rate limit{rate} for {whose} exceeded; retry after {} ms",
-                retry_after.as_millis().max(1)
+                retry_after.as_micros().div_ceil(1000).max(1)
             ),
             retry_after,
         })

@@ -32,6 +32,7 @@ macro_rules! conformance_tests {
             the_last_live_admin_key_is_never_revoked,
             concurrent_appends_through_the_appender_stay_contiguous,
             tree_nodes_give_roots_and_proofs_for_every_size,
+            spot_checks_hold_for_the_signed_trees_and_name_what_does_not,
             checkpoints_are_kept_in_order);
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -746,6 +747,80 @@ pub async fn concurrent_appends_through_the_appender_stay_contiguous(store: Arc<
     }
     indices.sort_unstable();
     assert_eq!(indices, (0..200).collect::<Vec<u64>>());
+}
+
+/// The spot checks (entry and consistency) hold for every entry and every pair of
+/// sizes of an untouched ledger, and name a root that is not the tree's.
+pub async fn spot_checks_hold_for_the_signed_trees_and_name_what_does_not(store: Arc<dyn Store>) {
+    use crate::spot_check::{check_consistency, check_entry};
+    use sealgate_ledger::Frontier;
+    let mut reference = Frontier::new();
+    let mut roots = vec![reference.root()];
+    for (b, batch_len) in [3usize, 1, 7, 2].into_iter().enumerate() {
+        let batch: Vec<NewEntry> = (0..batch_len)
+            .map(|i| {
+                decision(
+                    "s",
+                    "payment",
+                    Status::Denied,
+                    None,
+                    &t((b * 10 + i) as u32),
+                )
+            })
+            .collect();
+        for e in &batch {
+            reference.push(e.leaf_hash);
+            roots.push(reference.root());
+        }
+        store.append(batch).await.expect("append");
+    }
+    let size = (roots.len() - 1) as u64;
+    let root = roots[size as usize];
+    let mut wrong = root;
+    wrong[0] ^= 1;
+    for index in 0..size {
+        assert_eq!(
+            check_entry(&*store, index, size, &root)
+                .await
+                .expect("read"),
+            None
+        );
+        let finding = check_entry(&*store, index, size, &wrong)
+            .await
+            .expect("read");
+        assert!(finding.is_some_and(|f| f.contains(&format!("entry {index}"))));
+    }
+    let finding = check_entry(&*store, size, size + 1, &root)
+        .await
+        .expect("read");
+    assert!(
+        finding.is_some_and(|f| f.contains("missing")),
+        "beyond the end"
+    );
+    for m in 0..=size {
+        for n in m..=size {
+            let (rm, rn) = (roots[m as usize], roots[n as usize]);
+            assert_eq!(
+                check_consistency(&*store, (m, rm), (n, rn))
+                    .await
+                    .expect("read"),
+                None,
+                "{m} to {n}"
+            );
+            if m > 0 {
+                let mut bad = rm;
+                bad[31] ^= 0x80;
+                let finding = check_consistency(&*store, (m, bad), (n, rn))
+                    .await
+                    .expect("read");
+                assert!(finding.is_some(), "a wrong root of {m} against {n}");
+            }
+        }
+    }
+    let finding = check_consistency(&*store, (size, root), (size - 1, roots[size as usize - 1]))
+        .await
+        .expect("read");
+    assert!(finding.is_some_and(|f| f.contains("shrank")));
 }
 
 pub async fn tree_nodes_give_roots_and_proofs_for_every_size(store: Arc<dyn Store>) {

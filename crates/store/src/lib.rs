@@ -10,6 +10,7 @@
 pub mod appender;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod spot_check;
 mod types;
 
 pub use appender::Appender;

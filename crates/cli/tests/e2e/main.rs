@@ -13,6 +13,7 @@ mod bad_input;
 mod bench;
 mod durability;
 mod immutability;
+mod integrity;
 mod keys;
 mod policies;
 mod ratelimit;

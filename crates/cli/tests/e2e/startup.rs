@@ -208,6 +208,8 @@ pub(crate) fn refused_start(data: &std::path::Path, extra: &[&str]) -> (Option<i
         .env_remove("SEALGATE_DATABASE_URL")
         .env_remove("SEALGATE_ORIGIN")
         .env_remove("SEALGATE_REDIS_URL")
+        .env_remove("SEALGATE_RATE_LIMIT_PER_KEY")
+        .env_remove("SEALGATE_RATE_LIMIT_PER_IP")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

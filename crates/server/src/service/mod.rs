@@ -4,6 +4,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod decide;
+pub mod integrity;
 pub mod keys;
 pub mod ledger;
 pub mod policies;
