@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::json;
@@ -88,16 +88,49 @@ pub async fn limit_by_address(State(s): State<AppState>, req: Request, next: Nex
     }
     // Served without the peer's address (only in-process tests do that), all
     // requests share one bucket rather than go unlimited.
-    let ip = req
+    let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let ip = client_address(peer, req.headers(), &s.settings.trusted_proxies);
     let verdict = s.limits.check_ip(ip).await;
     match s.limit(Scope::Ip, verdict) {
         Ok(()) => next.run(req).await,
         Err(e) => axum::response::IntoResponse::into_response(e),
     }
 }
+
+/// The client's address: the peer's, unless the peer is a trusted proxy. Then it is the
+/// nearest address in `X-Forwarded-For` (read from the right, as each proxy appends
+/// the address it was reached from) that is not a trusted proxy itself. Anything
+/// unreadable stops the walk at the last address known good, so a malformed header
+/// shares a proxy's bucket rather than picking a bucket of its own.
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    // Several headers are one list, in order (RFC 9110, section 5.3).
+    let hops: Vec<&str> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .map(|v| v.to_str().ok())
+        .collect::<Option<Vec<_>>>()
+        .unwrap_or_default();
+    for hop in hops.iter().rev().flat_map(|v| v.rsplit(',')) {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 fn is_json(r: &Response) -> bool {
     r.headers()
@@ -111,5 +144,56 @@ fn default_detail(status: StatusCode) -> &'static str {
         StatusCode::METHOD_NOT_ALLOWED => "this route does not accept that method",
         StatusCode::BAD_REQUEST => "the request could not be parsed (check path parameters)",
         _ => "the request was refused",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    fn headers(xff: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append(X_FORWARDED_FOR, HeaderValue::from_str(v).expect("value"));
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let trusted: Vec<ipnet::IpNet> = vec![
+            "10.0.0.0/8".parse().expect("net"),
+            "2001:db8::/32".parse().expect("net"),
+        ];
+        let lb = ip("10.1.2.3");
+        let cases: &[(IpAddr, &[&str], &str)] = &[
+            // Not from a proxy: the header is anyone's to write.
+            (ip("198.51.100.7"), &["203.0.113.9"], "198.51.100.7"),
+            // From the load balancer: the nearest hop it did not add itself.
+            (lb, &["203.0.113.9"], "203.0.113.9"),
+            (lb, &["192.0.2.1, 203.0.113.9"], "203.0.113.9"),
+            (lb, &["192.0.2.1, 203.0.113.9, 10.9.9.9"], "203.0.113.9"),
+            (lb, &["192.0.2.1", "203.0.113.9, 10.9.9.9"], "203.0.113.9"),
+            (lb, &["2001:db8::5, 2001:db8::6"], "2001:db8::5"),
+            // Nothing forwarded: the proxy itself.
+            (lb, &[], "10.1.2.3"),
+            // Unreadable: the last good address, never the part a client wrote before it.
+            (lb, &["203.0.113.9, not-an-ip"], "10.1.2.3"),
+            (lb, &["not-an-ip, 10.9.9.9"], "10.9.9.9"),
+            (lb, &["203.0.113.9:4711"], "10.1.2.3"),
+        ];
+        for (peer, xff, want) in cases {
+            assert_eq!(
+                client_address(*peer, &headers(xff), &trusted),
+                ip(want),
+                "{peer} {xff:?}"
+            );
+        }
+        // With no trusted proxy the header never counts.
+        assert_eq!(client_address(lb, &headers(&["203.0.113.9"]), &[]), lb);
     }
 }

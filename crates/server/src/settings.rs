@@ -49,6 +49,9 @@ pub struct Settings {
     /// How long a rate-limit check waits for Redis before this process's buckets decide
     /// (config file only).
     pub redis_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client for the per-address limit
+    /// (config file only); empty: the peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How often the leading replica checks the stored ledger against its latest signed
     /// checkpoint (config file only); zero: never.
     pub integrity_check_interval: Duration,
@@ -88,6 +91,7 @@ impl Default for Settings {
             rate_limit_per_ip: None,
             redis_url: None,
             redis_timeout: crate::ratelimit::REDIS_DEADLINE,
+            trusted_proxies: Vec::new(),
             integrity_check_interval: Duration::from_secs(60),
             integrity_sample: 16,
         }
@@ -152,6 +156,7 @@ struct FileSettings {
     rate_limit_per_ip_burst: Option<u32>,
     redis_url: Option<String>,
     redis_timeout_ms: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
     integrity_check_interval_secs: Option<u64>,
     integrity_sample: Option<u32>,
 }
@@ -232,6 +237,12 @@ impl Settings {
             if let Some(ms) = f.redis_timeout_ms {
                 s.redis_timeout = Duration::from_millis(ms);
             }
+            s.trusted_proxies = f
+                .trusted_proxies
+                .unwrap_or_default()
+                .iter()
+                .map(|p| proxy_net(p))
+                .collect::<Result<_, _>>()?;
             s.apply(Overrides {
                 listen: f.listen,
                 data_dir: f.data_dir,
@@ -414,6 +425,18 @@ impl Settings {
 
 /// The most requests per second a limit may name: GCRA counts in whole microseconds.
 const MAX_RATE: u32 = 1_000_000;
+
+/// A trusted proxy: an address or a network in CIDR form.
+fn proxy_net(text: &str) -> Result<ipnet::IpNet, SettingsError> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| SettingsError::Invalid {
+            name: "trusted_proxies",
+            message: format!("{text:?} is neither an IP address nor a network like 10.0.0.0/8"),
+        })
+}
 
 /// `quota` with the file's `burst`, which needs a rate to go with.
 fn with_burst(
@@ -734,6 +757,20 @@ mod tests {
         .expect("redis with a limit");
         assert!(s.redis_url.is_some());
         assert!(!format!("{s:?}").contains("hunter2"));
+        let s = load(
+            "trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::1/32\"]\n",
+            Overrides::default(),
+        )
+        .expect("proxies");
+        let nets: Vec<String> = s.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
+        let err = load(
+            "trusted_proxies = [\"10.0.0.0/33\"]\n",
+            Overrides::default(),
+        )
+        .expect_err("not a network")
+        .to_string();
+        assert!(err.contains("trusted_proxies"), "{err}");
         let o = Overrides {
             redis_url: Some("redis://:hunter2@h".into()),
             ..Default::default()

@@ -8,7 +8,7 @@ use futures::future::join_all;
 
 use crate::served::free_port;
 use crate::startup::refused_start;
-use crate::support::{manifest, Resp, Server};
+use crate::support::{into_resp, manifest, Resp, Server};
 
 /// A config file in a fresh directory (kept alive by the returned guard).
 fn config(text: &str) -> (tempfile::TempDir, String) {
@@ -133,6 +133,51 @@ async fn an_address_over_its_limit_is_refused_before_authentication() {
         assert_ne!(r.status, 429, "{}", r.text);
     }
     assert!(metric(&server, "sealgate_rate_limited_total{scope=\"ip\"}").await >= 2);
+}
+
+/// GET `path` as forwarded by a proxy for `client`.
+async fn forwarded(server: &Server, path: &str, client: &str) -> Resp {
+    let r = server
+        .http
+        .get(server.url(path))
+        .header("x-forwarded-for", client)
+        .send()
+        .await
+        .expect("request sent");
+    into_resp(r).await
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
+    let (_dir, path) = config("rate_limit_per_ip = 1\ntrusted_proxies = [\"127.0.0.1\"]\n");
+    let server = Server::start_with(&["--config", &path]).await;
+    let started = Instant::now();
+    let first = join_all((0..5).map(|_| forwarded(&server, "/v1/ledger/key", "203.0.113.5"))).await;
+    let elapsed = started.elapsed().as_secs() as usize + 1;
+    let through = allowed(&first);
+    assert!(
+        (1..=1 + elapsed).contains(&through),
+        "{through} in under {elapsed} s"
+    );
+    assert!(refusals_are_429s(first, "this client address") > 0);
+    // Another client behind the same proxy has a bucket of its own.
+    forwarded(&server, "/v1/ledger/key", "192.0.2.1, 203.0.113.6")
+        .await
+        .expect(200);
+
+    // Without trusted proxies the header is anyone's to write: it buys no bucket.
+    let plain = Server::start_with(&["--rate-limit-per-ip", "1"]).await;
+    let started = Instant::now();
+    let clients: Vec<String> = (10..16).map(|i| format!("203.0.113.{i}")).collect();
+    let forged = join_all(
+        clients
+            .iter()
+            .map(|c| forwarded(&plain, "/v1/ledger/key", c)),
+    )
+    .await;
+    let elapsed = started.elapsed().as_secs() as usize + 1;
+    assert!(allowed(&forged) <= 1 + elapsed, "{}", allowed(&forged));
+    assert!(refusals_are_429s(forged, "this client address") > 0);
 }
 
 /// Two servers (on their own data directories, one log name) share their address
