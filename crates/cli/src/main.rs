@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod keys;
 mod migrate;
+mod policy;
 mod screen;
 mod serve;
 mod verify;
@@ -38,6 +39,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: keys::KeysCommand,
+    },
+    /// Upload, list and activate policy bundles through a running server.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
     },
     /// Check a ledger offline: exit 0 when intact, 1 when tampering is found, 2 for usage errors.
     Verify(verify::VerifyArgs),
@@ -99,6 +105,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Keys { command } => keys::run(command).await,
+            Command::Policy { command } => policy::run(command).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Migrate(args) => migrate::run(args).await,
             Command::Verify(args) => verify::run(args).await,

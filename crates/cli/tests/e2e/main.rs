@@ -16,6 +16,7 @@ mod immutability;
 mod integrity;
 mod keys;
 mod policies;
+mod policy_cli;
 mod ratelimit;
 mod redaction;
 mod relay;
