@@ -10,6 +10,9 @@ use clap::{Args, Subcommand};
 use hyper::Method;
 use serde_json::{json, Value};
 
+use sealgate_policy::{Bundle, MAX_FILE_BYTES};
+use sealgate_server::extract::MAX_BODY_BYTES;
+
 use crate::client::{address, admin_token, Connection};
 
 /// Where the server is and how to act as admin there.
@@ -62,12 +65,20 @@ pub(crate) async fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             activate,
             target,
         } => {
-            // Everything local is read and checked before the server is asked anything.
+            // Everything local is read and checked before the server is asked anything:
+            // the bundle rules (names, sizes, counts) are the server's own.
             let files = read_bundle(&paths)?;
             let data = data.as_deref().map(read_data).transpose()?;
+            Bundle::new(files.clone(), data.clone()).context("the bundle would be refused")?;
             let mut body = json!({ "files": files });
             if let Some(data) = data {
                 body["data"] = data;
+            }
+            let size = serde_json::to_vec(&body)?.len();
+            if size > MAX_BODY_BYTES {
+                bail!(
+                    "the bundle makes a {size}-byte request; the server takes at most {MAX_BODY_BYTES}"
+                );
             }
             let mut server = Server::open(&target).await?;
             let uploaded = match server
@@ -85,11 +96,16 @@ pub(crate) async fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
                 .as_str()
                 .context("the server's answer names no version")?;
             let path = format!("/v1/policies/{version}/activate");
-            let activation = match server.call(Method::POST, &path, None).await? {
-                Ok(v) => v,
-                Err(code) => {
+            let activation = match server.call(Method::POST, &path, None).await {
+                Ok(Ok(v)) => v,
+                Ok(Err(code)) => {
                     eprintln!("the bundle was uploaded as {version} but not activated");
                     return Ok(code);
+                }
+                Err(e) => {
+                    return Err(e.context(format!(
+                        "the bundle was uploaded as {version} but not activated"
+                    )))
                 }
             };
             let mut out = uploaded;
@@ -181,6 +197,16 @@ fn read_bundle(paths: &[PathBuf]) -> anyhow::Result<BTreeMap<String, String>> {
             vec![(name.to_owned(), path.clone())]
         };
         for (name, file) in found {
+            // Sized before it is read: the server takes no larger file anyway.
+            let size = std::fs::metadata(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?
+                .len();
+            if size > MAX_FILE_BYTES as u64 {
+                bail!(
+                    "{} is {size} bytes: a policy file holds at most {MAX_FILE_BYTES}",
+                    file.display()
+                );
+            }
             let source = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {} as UTF-8 text", file.display()))?;
             if files.insert(name.clone(), source).is_some() {
@@ -203,6 +229,13 @@ fn rego_files(root: &Path, dir: &Path, found: &mut Vec<(String, PathBuf)>) -> an
         let kind = entry
             .file_type()
             .with_context(|| format!("cannot read {}", path.display()))?;
+        if kind.is_symlink() && path.is_dir() {
+            // Not followed: a link can loop, or reach outside what was named.
+            bail!(
+                "{} is a symbolic link to a directory, which is not followed: name that directory itself",
+                path.display()
+            );
+        }
         if kind.is_dir() {
             rego_files(root, &path, found)?;
         } else if path.extension().is_some_and(|e| e == "rego") {

@@ -80,6 +80,8 @@ pub struct Metrics {
     /// its signed checkpoints.
     pub integrity_checks: AtomicU64,
     pub integrity_failures: AtomicU64,
+    /// Checks not made because the store was unavailable.
+    pub integrity_skipped: AtomicU64,
     decision_latency: Histogram<12>,
     batch_size: Histogram<8>,
 }
@@ -151,6 +153,11 @@ impl Metrics {
                 "sealgate_integrity_failures_total",
                 "scheduled integrity checks that found the stored ledger not matching its signed checkpoints",
                 &self.integrity_failures,
+            ),
+            (
+                "sealgate_integrity_skipped_total",
+                "scheduled integrity checks not made because the store was unavailable",
+                &self.integrity_skipped,
             ),
         ] {
             let _ = writeln!(

@@ -106,20 +106,23 @@ pub async fn limit_by_address(State(s): State<AppState>, req: Request, next: Nex
 /// unreadable stops the walk at the last address known good, so a malformed header
 /// shares a proxy's bucket rather than picking a bucket of its own.
 pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d: compare them as IPv4.
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
     let mut client = peer;
-    // Several headers are one list, in order (RFC 9110, section 5.3).
-    let hops: Vec<&str> = headers
+    // Several headers are one list, in order (RFC 9110, section 5.3); each proxy
+    // appends, so the walk goes from the right and stops at the first hop it cannot
+    // read, whatever a client wrote further left.
+    let hops = headers
         .get_all(X_FORWARDED_FOR)
         .iter()
-        .map(|v| v.to_str().ok())
-        .collect::<Option<Vec<_>>>()
-        .unwrap_or_default();
-    for hop in hops.iter().rev().flat_map(|v| v.rsplit(',')) {
-        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+        .rev()
+        .flat_map(|v| v.as_bytes().rsplit(|b| *b == b','));
+    for hop in hops {
+        let Some(ip) = std::str::from_utf8(hop).ok().and_then(hop_address) else {
             break;
         };
         client = ip;
@@ -131,6 +134,17 @@ pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet
 }
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// One X-Forwarded-For hop: an address, or an address with a port as some proxies
+/// write it (`192.0.2.1:4711`, `[2001:db8::1]:4711`); IPv4-mapped IPv6 as IPv4.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let ip = hop
+        .parse::<IpAddr>()
+        .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
+        .ok()?;
+    Some(ip.to_canonical())
+}
 
 fn is_json(r: &Response) -> bool {
     r.headers()
@@ -184,7 +198,11 @@ mod tests {
             // Unreadable: the last good address, never the part a client wrote before it.
             (lb, &["203.0.113.9, not-an-ip"], "10.1.2.3"),
             (lb, &["not-an-ip, 10.9.9.9"], "10.9.9.9"),
-            (lb, &["203.0.113.9:4711"], "10.1.2.3"),
+            // With a port, as some proxies write it.
+            (lb, &["203.0.113.9:4711"], "203.0.113.9"),
+            (lb, &["[2001:db8:1::9]:4711"], "2001:db8:1::9"),
+            // An inner proxy written as IPv4-mapped IPv6 is still trusted.
+            (lb, &["203.0.113.9, ::ffff:10.9.9.9"], "203.0.113.9"),
         ];
         for (peer, xff, want) in cases {
             assert_eq!(
@@ -193,6 +211,25 @@ mod tests {
                 "{peer} {xff:?}"
             );
         }
+        // A byte that is not text ends the walk there, not the whole header.
+        let mut h = HeaderMap::new();
+        h.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_bytes(b"\xff\xfe, 203.0.113.9").expect("value"),
+        );
+        assert_eq!(client_address(lb, &h, &trusted), ip("203.0.113.9"));
+        let mut h = HeaderMap::new();
+        h.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_bytes(b"203.0.113.9, \xff").expect("value"),
+        );
+        assert_eq!(client_address(lb, &h, &trusted), lb);
+        // A dual-stack listener's view of an IPv4 proxy is still that proxy.
+        let mapped = ip("::ffff:10.1.2.3");
+        assert_eq!(
+            client_address(mapped, &headers(&["203.0.113.9"]), &trusted),
+            ip("203.0.113.9")
+        );
         // With no trusted proxy the header never counts.
         assert_eq!(client_address(lb, &headers(&["203.0.113.9"]), &[]), lb);
     }

@@ -429,13 +429,23 @@ const MAX_RATE: u32 = 1_000_000;
 /// A trusted proxy: an address or a network in CIDR form.
 fn proxy_net(text: &str) -> Result<ipnet::IpNet, SettingsError> {
     let text = text.trim();
-    text.parse::<ipnet::IpNet>()
+    let net = text
+        .parse::<ipnet::IpNet>()
         .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-        .map(|net| net.trunc())
         .map_err(|_| SettingsError::Invalid {
             name: "trusted_proxies",
             message: format!("{text:?} is neither an IP address nor a network like 10.0.0.0/8"),
-        })
+        })?;
+    if net.prefix_len() == 0 {
+        // Every client would be a proxy, free to name its own address.
+        return Err(SettingsError::Invalid {
+            name: "trusted_proxies",
+            message: format!(
+                "{text:?} trusts every address: list the proxies' addresses or networks"
+            ),
+        });
+    }
+    Ok(net.trunc())
 }
 
 /// `quota` with the file's `burst`, which needs a rate to go with.
@@ -764,13 +774,15 @@ mod tests {
         .expect("proxies");
         let nets: Vec<String> = s.trusted_proxies.iter().map(|n| n.to_string()).collect();
         assert_eq!(nets, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
-        let err = load(
-            "trusted_proxies = [\"10.0.0.0/33\"]\n",
-            Overrides::default(),
-        )
-        .expect_err("not a network")
-        .to_string();
-        assert!(err.contains("trusted_proxies"), "{err}");
+        for bad in ["10.0.0.0/33", "0.0.0.0/0", "::/0", "proxy.internal"] {
+            let err = load(
+                &format!("trusted_proxies = [{bad:?}]\n"),
+                Overrides::default(),
+            )
+            .expect_err(bad)
+            .to_string();
+            assert!(err.contains("trusted_proxies"), "{bad}: {err}");
+        }
         let o = Overrides {
             redis_url: Some("redis://:hunter2@h".into()),
             ..Default::default()

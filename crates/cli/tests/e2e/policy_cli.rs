@@ -135,6 +135,24 @@ async fn bad_bundles_are_refused_saying_why() {
     std::fs::write(path("ok.rego"), STRICT).unwrap();
     std::fs::create_dir(path("other")).unwrap();
     std::fs::write(dir.path().join("other/ok.rego"), STRICT).unwrap();
+    // A repository root: a hidden directory's Rego is a name the server refuses.
+    std::fs::create_dir_all(dir.path().join("repo/.github")).unwrap();
+    std::fs::write(dir.path().join("repo/main.rego"), STRICT).unwrap();
+    std::fs::write(dir.path().join("repo/.github/x.rego"), STRICT).unwrap();
+    std::fs::create_dir(path("linked")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("other"), dir.path().join("linked/lib")).unwrap();
+    let huge = "# padding\n".repeat(110_000);
+    std::fs::write(path("huge.rego"), format!("{STRICT}{huge}")).unwrap();
+    // Two files within the per-file limit make a request over the server's body limit.
+    std::fs::create_dir(path("big")).unwrap();
+    let padding = "# padding\n".repeat(60_000);
+    for name in ["a.rego", "b.rego"] {
+        std::fs::write(
+            dir.path().join("big").join(name),
+            format!("{STRICT}{padding}"),
+        )
+        .unwrap();
+    }
 
     // Refused here, before anything is sent: exit 2.
     for (args, says) in [
@@ -149,6 +167,19 @@ async fn bad_bundles_are_refused_saying_why() {
             "both be named \"ok.rego\"",
         ),
         (vec!["activate", "not-a-version"], "not a policy version"),
+        (vec!["push", &path("repo")], ".github/x.rego"),
+        (
+            vec!["push", &path("linked")],
+            "symbolic link to a directory",
+        ),
+        (
+            vec!["push", &path("huge.rego")],
+            "a policy file holds at most 1048576",
+        ),
+        (
+            vec!["push", &path("big")],
+            "the server takes at most 1048576",
+        ),
     ] {
         let (code, _, err) = policy(&server, &args).await;
         assert_eq!(code, 2, "{args:?}: {err}");
