@@ -220,11 +220,6 @@ impl RateLimits {
         Ok(limits)
     }
 
-    /// Whether any limit is set.
-    pub fn enabled(&self) -> bool {
-        self.per_key.is_some() || self.per_ip.is_some()
-    }
-
     /// Counts a request from `ip` against its address's limit.
     pub async fn check_ip(&self, ip: IpAddr) -> Verdict {
         let Some(quota) = self.per_ip else {
@@ -540,7 +535,7 @@ mod tests {
 
     /// The Redis of `SEALGATE_TEST_REDIS_URL`, which must then answer (CI sets it), or
     /// of 127.0.0.1:6379 if it answers; None (and a notice) otherwise.
-    pub(crate) fn test_redis() -> Option<String> {
+    fn test_redis() -> Option<String> {
         if let Ok(url) = std::env::var("SEALGATE_TEST_REDIS_URL") {
             return Some(url);
         }

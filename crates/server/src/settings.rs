@@ -668,6 +668,10 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("./sealgate-data"));
     }
 
+    fn quota(per_second: u32, burst: u32) -> Quota {
+        Quota { per_second, burst }
+    }
+
     #[test]
     fn rate_limits_take_a_rate_and_a_burst_and_redis_only_with_them() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -683,20 +687,8 @@ mod tests {
             Overrides::default(),
         )
         .expect("limits");
-        assert_eq!(
-            s.rate_limit_per_key,
-            Some(Quota {
-                per_second: 50,
-                burst: 50
-            })
-        );
-        assert_eq!(
-            s.rate_limit_per_ip,
-            Some(Quota {
-                per_second: 200,
-                burst: 400
-            })
-        );
+        assert_eq!(s.rate_limit_per_key, Some(quota(50, 50)));
+        assert_eq!(s.rate_limit_per_ip, Some(quota(200, 400)));
         // A file without a burst and a rate from the environment: one second's worth.
         let s = load(
             "rate_limit_per_ip = 200\n",
@@ -706,13 +698,7 @@ mod tests {
             },
         )
         .expect("override");
-        assert_eq!(
-            s.rate_limit_per_ip,
-            Some(Quota {
-                per_second: 10,
-                burst: 10
-            })
-        );
+        assert_eq!(s.rate_limit_per_ip, Some(quota(10, 10)));
         // A burst in the file and the rate from the environment go together.
         let s = load(
             "rate_limit_per_key_burst = 7\n",
@@ -722,13 +708,7 @@ mod tests {
             },
         )
         .expect("burst in the file, rate outside");
-        assert_eq!(
-            s.rate_limit_per_key,
-            Some(Quota {
-                per_second: 3,
-                burst: 7
-            })
-        );
+        assert_eq!(s.rate_limit_per_key, Some(quota(3, 7)));
         // The environment's rate keeps the file's explicit burst.
         let s = load(
             "rate_limit_per_ip = 200\nrate_limit_per_ip_burst = 400\n",
@@ -738,13 +718,7 @@ mod tests {
             },
         )
         .expect("override");
-        assert_eq!(
-            s.rate_limit_per_ip,
-            Some(Quota {
-                per_second: 10,
-                burst: 400
-            })
-        );
+        assert_eq!(s.rate_limit_per_ip, Some(quota(10, 400)));
         for (text, name) in [
             ("rate_limit_per_key = 0\n", "rate_limit_per_key"),
             ("rate_limit_per_ip = 2000000\n", "rate_limit_per_ip"),

@@ -104,7 +104,12 @@ async fn build_ledger(dir: &Path, decisions: u32) -> String {
     .await;
     assert_eq!(r["redeemed"], json!(true), "{r}");
     tokio::time::sleep(Duration::from_millis(300)).await; // a checkpoint covers everything
-    let key = reqwest::get(format!("{}/v1/ledger/key", server.base))
+    ledger_key(&server.base).await
+}
+
+/// The log's note verifier key, as GET /v1/ledger/key gives it.
+async fn ledger_key(base: &str) -> String {
+    let key = reqwest::get(format!("{base}/v1/ledger/key"))
         .await
         .expect("key")
         .text()
@@ -468,12 +473,7 @@ async fn verify_from_a_running_server_reads_full_and_partial_tiles() {
         .await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let key = reqwest::get(format!("{}/v1/ledger/key", server.base))
-        .await
-        .expect("key")
-        .text()
-        .await
-        .expect("text");
+    let key = ledger_key(&server.base).await;
     let out = Command::new(BIN)
         .args(["verify", "--server", &server.base, "--key", key.trim()])
         .env("SEALGATE_TOKEN", &admin)
@@ -756,12 +756,7 @@ async fn keys_and_verify_speak_https_to_a_server_behind_a_tls_proxy() {
         let auditor: Value = serde_json::from_slice(&out.stdout).expect("key JSON");
         tokio::time::sleep(Duration::from_millis(200)).await;
 
-        let key = reqwest::get(format!("{}/v1/ledger/key", server.base))
-            .await
-            .expect("key")
-            .text()
-            .await
-            .expect("text");
+        let key = ledger_key(&server.base).await;
         let out = Command::new(BIN)
             .args(["verify", "--server", &https, "--key", key.trim()])
             .env("SSL_CERT_FILE", &ca)
