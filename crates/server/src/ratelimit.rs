@@ -16,11 +16,11 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// How long a Redis answer may take by default before this process's buckets decide.
 pub const REDIS_DEADLINE: Duration = Duration::from_millis(50);
@@ -125,7 +125,13 @@ pub struct RateLimits {
 }
 
 struct Shared {
-    redis: ConnectionManager,
+    /// Replaced after a failure redis-rs does not recover from by itself (below).
+    redis: Arc<Mutex<ConnectionManager>>,
+    /// What a replacement is made from.
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// Set while a replacement is being made, so failures start one at a time.
+    replacing: Arc<AtomicBool>,
     script: redis::Script,
     /// Prefix of every bucket's key: the log's origin, so logs sharing a Redis do not
     /// share limits.
@@ -181,7 +187,7 @@ impl RateLimits {
             .set_max_delay(Duration::from_secs(1));
         let mut redis = tokio::time::timeout(
             Duration::from_secs(5),
-            client.get_connection_manager_with_config(config),
+            client.get_connection_manager_with_config(config.clone()),
         )
         .await
         .map_err(|_| anyhow::anyhow!("Redis at redis_url did not answer within 5 s"))?
@@ -210,7 +216,10 @@ impl RateLimits {
         })?;
         let mut limits = RateLimits::local(per_key, per_ip);
         limits.shared = Some(Shared {
-            redis,
+            redis: Arc::new(Mutex::new(redis)),
+            client,
+            config,
+            replacing: Arc::new(AtomicBool::new(false)),
             script,
             prefix,
             deadline,
@@ -304,19 +313,52 @@ impl RateLimits {
 
 impl Shared {
     async fn check(&self, bucket: &str, quota: Quota) -> Result<Verdict, String> {
-        let mut redis = self.redis.clone();
+        let mut redis = self
+            .redis
+            .lock()
+            .map_err(|_| "connection slot poisoned".to_owned())?
+            .clone();
         let mut call = self.script.key(format!("{}{bucket}", self.prefix));
         call.arg(quota.interval_us()).arg(quota.tolerance_us());
         let wait: u64 = tokio::time::timeout(self.deadline, call.invoke_async(&mut redis))
             .await
             .map_err(|_| format!("no answer within {} ms", self.deadline.as_millis()))?
-            .map_err(|e| format!("{:?}", e.kind()))?;
+            .map_err(|e| {
+                if !e.is_io_error() {
+                    self.replace_connection();
+                }
+                format!("{:?}", e.kind())
+            })?;
         Ok(match wait {
             0 => Verdict::Allowed,
             us => Verdict::Limited {
                 retry_after: Duration::from_micros(us),
             },
         })
+    }
+
+    /// Makes a new connection manager in the background and swaps it in if it
+    /// connects. redis-rs's manager reconnects after I/O errors only: when its
+    /// reconnection itself fails otherwise (Redis refused the password, or was loading
+    /// its data), every later call gets that failure again, for good. Failures are at
+    /// most one per pause, so this runs at most about once a second.
+    fn replace_connection(&self) {
+        if self.replacing.swap(true, Relaxed) {
+            return;
+        }
+        let (client, config) = (self.client.clone(), self.config.clone());
+        let (slot, replacing) = (self.redis.clone(), self.replacing.clone());
+        tokio::spawn(async move {
+            let fresh = tokio::time::timeout(
+                Duration::from_secs(5),
+                client.get_connection_manager_with_config(config),
+            )
+            .await;
+            if let (Ok(Ok(fresh)), Ok(mut slot)) = (fresh, slot.lock()) {
+                *slot = fresh;
+            }
+            replacing.store(false, Relaxed);
+        });
     }
 
     fn paused(&self) -> bool {
@@ -592,6 +634,78 @@ mod tests {
             Verdict::Limited { .. }
         ));
         assert_eq!(replica.redis_failures.load(Relaxed), 0);
+    }
+
+    /// A Redis that refused the limiter's password when it reconnected (the password
+    /// was changed, then changed back) is used again once it accepts it, without a
+    /// restart: redis-rs's own manager retries only after I/O errors.
+    #[tokio::test]
+    async fn limits_are_shared_again_once_redis_takes_the_password_back() {
+        let Some(url) = test_redis() else { return };
+        let Some(plain) = url.strip_prefix("redis://").filter(|u| !u.contains('@')) else {
+            eprintln!("skipped: SEALGATE_TEST_REDIS_URL carries credentials of its own");
+            return;
+        };
+        let mut admin = redis::Client::open(url.as_str())
+            .and_then(|c| c.get_connection())
+            .expect("Redis");
+        let user = format!("sealgate-test-{}", uuid::Uuid::new_v4().simple());
+        let acl = |admin: &mut redis::Connection, args: &[&str]| {
+            redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg(&user)
+                .arg(args)
+                .query::<()>(admin)
+                .expect("ACL SETUSER");
+        };
+        acl(&mut admin, &["on", ">first", "~*", "&*", "+@all"]);
+        let q = Quota {
+            per_second: 1000,
+            burst: 1000,
+        };
+        let limits = RateLimits::shared(
+            Some(q),
+            None,
+            &format!("redis://{user}:first@{plain}"),
+            &format!("test.{}", uuid::Uuid::new_v4()),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("Redis");
+        assert_eq!(limits.check_key("k").await, Verdict::Allowed);
+        assert_eq!(limits.redis_failures.load(Relaxed), 0);
+
+        // The password changes and the connection drops: reconnecting is refused.
+        acl(&mut admin, &["resetpass", ">second"]);
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("USER")
+            .arg(&user)
+            .query::<u64>(&mut admin)
+            .expect("CLIENT KILL");
+        for _ in 0..3 {
+            assert_eq!(limits.check_key("k").await, Verdict::Allowed, "local decides");
+            tokio::time::sleep(REDIS_PAUSE + Duration::from_millis(100)).await;
+        }
+        let failed = limits.redis_failures.load(Relaxed);
+        assert!(failed >= 2, "{failed} failures while the password was refused");
+
+        // The password is back: within a few pauses the shared buckets are used again.
+        acl(&mut admin, &["resetpass", ">first"]);
+        let mut healthy = 0;
+        for _ in 0..10 {
+            let before = limits.redis_failures.load(Relaxed);
+            limits.check_key("k").await;
+            if limits.redis_failures.load(Relaxed) == before {
+                healthy += 1;
+                if healthy == 2 {
+                    break;
+                }
+            }
+            tokio::time::sleep(REDIS_PAUSE + Duration::from_millis(100)).await;
+        }
+        let _ = redis::cmd("ACL").arg("DELUSER").arg(&user).query::<u64>(&mut admin);
+        assert_eq!(healthy, 2, "the limiter never used Redis again");
     }
 
     #[tokio::test]
