@@ -208,7 +208,12 @@ impl Tile {
                     .ok_or(TileError::MalformedPath("width is not a decimal"))?;
                 match u16::try_from(width) {
                     Ok(w) if (1..TILE_WIDTH).contains(&w) => (index, w),
-                    _ => return Err(TileError::OutOfRange),
+                    // A full tile's path has no `.p/256`: one tile, one path.
+                    _ => {
+                        return Err(TileError::MalformedPath(
+                            "a partial tile's width must be 1..=255",
+                        ))
+                    }
                 }
             }
             None => (rest, TILE_WIDTH),
@@ -413,6 +418,10 @@ mod tests {
             "tile/0/x018/x446/x744/x073/x709/x551/616",
         ] {
             assert!(Tile::parse(bad).is_err(), "{bad} parsed");
+        }
+        for wide in ["tile/0/000.p/0", "tile/0/000.p/256"] {
+            let why = Tile::parse(wide).err().map(|e| e.to_string());
+            assert!(why.as_deref().is_some_and(|w| w.contains("1..=255")), "{why:?}");
         }
     }
 

@@ -129,6 +129,21 @@ pub fn string_field<'a>(
 }
 
 /// Parses a query string into pairs, refusing parameters other than `allowed` and repeats.
+/// A non-negative integer spelled as digits without a sign or leading zeros, so one
+/// number has one spelling in a path or query.
+pub fn decimal(text: &str) -> Option<u64> {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    if !digits || (text.len() > 1 && text.starts_with('0')) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Refuses any query parameter, for operations that take none.
+pub fn no_query(query: Option<&str>) -> Result<(), ApiError> {
+    query_params(query, &[]).map(|_| ())
+}
+
 pub fn query_params(
     query: Option<&str>,
     allowed: &[&str],
@@ -139,7 +154,11 @@ pub fn query_params(
         if !allowed.contains(&k.as_str()) {
             return Err(ApiError::bad_request(
                 k.clone(),
-                format!("unknown query parameter (expected {})", allowed.join(", ")),
+                if allowed.is_empty() {
+                    "unknown query parameter: this operation takes none".to_owned()
+                } else {
+                    format!("unknown query parameter (expected {})", allowed.join(", "))
+                },
             ));
         }
         if pairs[..i].iter().any(|(p, _)| p == k) {

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::encoding;
 use crate::error::ApiError;
-use crate::extract::{json_body, optional_json_body};
+use crate::extract::{json_body, no_query, optional_json_body};
 use crate::middleware;
 use crate::service::{approvals, audit, decide, keys, ledger, policies, seals};
 use crate::state::AppState;
@@ -56,15 +56,27 @@ pub fn router(state: AppState) -> Router {
 
 type ApiResult = Result<Response, ApiError>;
 
-async fn validate(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
+async fn validate(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> ApiResult {
     let started = Instant::now();
     let caller = s.require(&headers, Role::Agent).await?;
+    no_query(q.as_deref())?;
     let body = json_body(&headers, body, s.settings.request_timeout).await?;
     Ok(Json(decide::decide(&s, &caller, body, started).await?).into_response())
 }
 
-async fn verify_seal(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
+async fn verify_seal(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> ApiResult {
     s.require(&headers, Role::Executor).await?;
+    no_query(q.as_deref())?;
     let body = json_body(&headers, body, s.settings.request_timeout).await?;
     Ok(Json(seals::verify(&s, body).await?).into_response())
 }
@@ -73,9 +85,11 @@ async fn redeem_seal(
     State(s): State<AppState>,
     Path(seal_id): Path<String>,
     headers: HeaderMap,
+    RawQuery(q): RawQuery,
     body: Body,
 ) -> ApiResult {
     let caller = s.require(&headers, Role::Executor).await?;
+    no_query(q.as_deref())?;
     let body = json_body(&headers, body, s.settings.request_timeout).await?;
     Ok(Json(seals::redeem(&s, &caller, &seal_id, body).await?).into_response())
 }
@@ -90,8 +104,13 @@ async fn audit_query(
     Ok(Json(audit::query(&s, q).await?).into_response())
 }
 
-async fn checkpoint(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+async fn checkpoint(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     s.require(&headers, Role::Auditor).await?;
+    no_query(q.as_deref())?;
     let note = ledger::latest_checkpoint(&s).await?;
     Ok((
         [
@@ -104,20 +123,23 @@ async fn checkpoint(State(s): State<AppState>, headers: HeaderMap) -> ApiResult 
         .into_response())
 }
 
-async fn ledger_key(State(s): State<AppState>) -> Response {
-    (
+async fn ledger_key(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult {
+    no_query(q.as_deref())?;
+    Ok((
         [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         format!("{}\n", s.log_signer.verifier()),
     )
-        .into_response()
+        .into_response())
 }
 
 async fn ledger_entry(
     State(s): State<AppState>,
     Path(index): Path<String>,
     headers: HeaderMap,
+    RawQuery(q): RawQuery,
 ) -> ApiResult {
     s.require(&headers, Role::Auditor).await?;
+    no_query(q.as_deref())?;
     Ok(Json(ledger::entry(&s, &index).await?).into_response())
 }
 
@@ -143,8 +165,10 @@ async fn tlog_tile(
     State(s): State<AppState>,
     Path(path): Path<String>,
     headers: HeaderMap,
+    RawQuery(q): RawQuery,
 ) -> ApiResult {
     s.require(&headers, Role::Auditor).await?;
+    no_query(q.as_deref())?;
     let bytes = ledger::tile(&s, &path).await?;
     // Entry bundles are JSON and compress well; hash tiles are hashes and do not.
     let bundle = path.starts_with("tile/entries/");
@@ -212,39 +236,54 @@ async fn approve(
     State(s): State<AppState>,
     Path(decision_id): Path<String>,
     headers: HeaderMap,
+    RawQuery(q): RawQuery,
     body: Body,
 ) -> ApiResult {
-    resolve(s, decision_id, headers, body, true).await
+    resolve(s, decision_id, headers, q, body, true).await
 }
 
 async fn deny(
     State(s): State<AppState>,
     Path(decision_id): Path<String>,
     headers: HeaderMap,
+    RawQuery(q): RawQuery,
     body: Body,
 ) -> ApiResult {
-    resolve(s, decision_id, headers, body, false).await
+    resolve(s, decision_id, headers, q, body, false).await
 }
 
 async fn resolve(
     s: AppState,
     decision_id: String,
     headers: HeaderMap,
+    q: Option<String>,
     body: Body,
     approve: bool,
 ) -> ApiResult {
     let caller = s.require(&headers, Role::Approver).await?;
+    no_query(q.as_deref())?;
     let body = optional_json_body(&headers, body, s.settings.request_timeout).await?;
     Ok(Json(approvals::resolve(&s, &caller, &decision_id, approve, body).await?).into_response())
 }
 
-async fn list_policies(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+async fn list_policies(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     s.require(&headers, Role::Admin).await?;
+    no_query(q.as_deref())?;
     Ok(Json(policies::list(&s).await?).into_response())
 }
 
-async fn upload_policy(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
+async fn upload_policy(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> ApiResult {
     let caller = s.require(&headers, Role::Admin).await?;
+    no_query(q.as_deref())?;
     let body = json_body(&headers, body, s.settings.request_timeout).await?;
     let uploaded = policies::upload(&s, &caller, body).await?;
     let status = if uploaded.created {
@@ -259,8 +298,10 @@ async fn get_policy(
     State(s): State<AppState>,
     Path(version): Path<String>,
     headers: HeaderMap,
+    RawQuery(q): RawQuery,
 ) -> ApiResult {
     s.require(&headers, Role::Admin).await?;
+    no_query(q.as_deref())?;
     Ok(Json(policies::get(&s, &version).await?).into_response())
 }
 
@@ -268,13 +309,21 @@ async fn activate_policy(
     State(s): State<AppState>,
     Path(version): Path<String>,
     headers: HeaderMap,
+    RawQuery(q): RawQuery,
 ) -> ApiResult {
     let caller = s.require(&headers, Role::Admin).await?;
+    no_query(q.as_deref())?;
     Ok(Json(policies::activate(&s, &caller.id, &version).await?).into_response())
 }
 
-async fn create_key(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
+async fn create_key(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> ApiResult {
     let caller = s.require(&headers, Role::Admin).await?;
+    no_query(q.as_deref())?;
     let body = json_body(&headers, body, s.settings.request_timeout).await?;
     Ok((
         StatusCode::CREATED,
@@ -287,14 +336,17 @@ async fn revoke_key(
     State(s): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    RawQuery(q): RawQuery,
 ) -> ApiResult {
     let caller = s.require(&headers, Role::Admin).await?;
+    no_query(q.as_deref())?;
     keys::revoke(&s, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn jwks(State(s): State<AppState>) -> Response {
-    Json(s.jwks.clone()).into_response()
+async fn jwks(State(s): State<AppState>, RawQuery(q): RawQuery) -> ApiResult {
+    no_query(q.as_deref())?;
+    Ok(Json(s.jwks.clone()).into_response())
 }
 
 async fn healthz() -> Response {

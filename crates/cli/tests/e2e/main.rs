@@ -12,6 +12,7 @@ mod auth;
 mod bad_input;
 mod bench;
 mod durability;
+mod entries;
 mod immutability;
 mod integrity;
 mod keys;

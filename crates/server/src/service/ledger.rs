@@ -10,19 +10,24 @@ use sealgate_ledger::{
 };
 use sealgate_store::{NewCheckpoint, Store};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use tracing::{info, warn};
 
 use crate::error::ApiError;
-use crate::extract::query_params;
+use crate::extract::{decimal, query_params};
 use crate::service::now_str;
 use crate::state::AppState;
 
+/// An entry as stored: `entry` is its canonical bytes spliced in verbatim, and
+/// `canonical` the same bytes in base64, for clients whose JSON parser would not give
+/// them back byte for byte (number spellings, key order); the leaf hash is
+/// SHA-256(0x00 ‖ those bytes).
 #[derive(Debug, Serialize)]
 pub struct EntryView {
     pub index: u64,
     pub leaf_hash: String,
-    pub entry: Value,
+    pub canonical: String,
+    pub entry: Box<RawValue>,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,19 +55,23 @@ pub async fn root(store: &dyn Store, size: u64) -> Result<[u8; 32], ApiError> {
 }
 
 pub async fn entry(state: &AppState, index: &str) -> Result<EntryView, ApiError> {
-    let index: u64 = index
-        .parse()
-        .map_err(|_| ApiError::bad_request("index", "expected a non-negative integer"))?;
+    let index = decimal(index).ok_or_else(|| {
+        ApiError::bad_request("index", "expected a non-negative integer (digits, no leading zero)")
+    })?;
     let e = state
         .store
         .entry(index)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no entry {index}")))?;
-    let entry = serde_json::from_slice(&e.canonical)
+    let text = String::from_utf8(e.canonical)
+        .map_err(|_| ApiError::Internal(format!("entry {index} is not UTF-8")))?;
+    let canonical = B64.encode(text.as_bytes());
+    let entry = RawValue::from_string(text)
         .map_err(|err| ApiError::Internal(format!("entry {index} is not JSON: {err}")))?;
     Ok(EntryView {
         index,
         leaf_hash: B64.encode(e.leaf_hash),
+        canonical,
         entry,
     })
 }
@@ -72,8 +81,12 @@ fn number(pairs: &[(String, String)], name: &str) -> Result<Option<u64>, ApiErro
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| {
-            v.parse()
-                .map_err(|_| ApiError::bad_request(name, "expected a non-negative integer"))
+            decimal(v).ok_or_else(|| {
+                ApiError::bad_request(
+                    name,
+                    "expected a non-negative integer (digits, no leading zero)",
+                )
+            })
         })
         .transpose()
 }
@@ -88,6 +101,12 @@ pub async fn inclusion(state: &AppState, query: Option<&str>) -> Result<Inclusio
         return Err(ApiError::bad_request(
             "tree_size",
             format!("the ledger has only {current} entries"),
+        ));
+    }
+    if tree_size == 0 {
+        return Err(ApiError::bad_request(
+            "tree_size",
+            "must be at least 1: the empty tree includes nothing",
         ));
     }
     if index >= tree_size {
@@ -129,6 +148,12 @@ pub async fn consistency(
         return Err(ApiError::bad_request(
             "second",
             format!("the ledger has only {current} entries"),
+        ));
+    }
+    if first > second {
+        return Err(ApiError::bad_request(
+            "first",
+            format!("{first} is above second ({second}): a tree is consistent with its past, not its future"),
         ));
     }
     if second == 0 {
