@@ -33,6 +33,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
+    let last = state.clone();
     let shutdown = async move {
         shutdown.await;
         // Agents long-polling their decisions get their answer now, not after the wait.
@@ -42,10 +43,13 @@ pub async fn serve(
         state.resolved.notify_waiters();
     };
     // The peer's address is the per-IP rate limit's key.
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    // Every answered request's entry is committed by now.
+    service::ledger::sign_on_shutdown(&last).await;
+    served
 }

@@ -90,9 +90,22 @@ impl SqliteStore {
         if !path.exists() {
             return Err(StoreError::NotFound);
         }
-        let conn = open_connection(path)?;
-        conn.execute_batch("PRAGMA query_only = ON;")
+        let conn = open_reader(path)?;
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'
+                   AND name IN ('entries', 'tree_nodes', 'checkpoints')",
+                [],
+                |r| r.get(0),
+            )
             .map_err(map_err)?;
+        if tables != 3 {
+            return Err(StoreError::Backend(format!(
+                "{} is not a sealgate ledger: it lacks the entries, tree_nodes or \
+                 checkpoints table",
+                path.display()
+            )));
+        }
         Ok(SqliteStore {
             writer: Arc::new(Mutex::new(Writer {
                 conn,
@@ -205,6 +218,19 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
             }
         })
         .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", path.display())))
+}
+
+/// A connection that only reads: opened read-only, so reading a file that is not yet
+/// a ledger (or not one at all) leaves it as it is.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(map_err)?;
+    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")
+        .map_err(map_err)?;
+    Ok(conn)
 }
 
 pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {

@@ -31,12 +31,7 @@ impl Pool {
         let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
         let conn = match idle {
             Some(c) => c,
-            None => {
-                let c = crate::open_connection(&self.path)?;
-                c.execute_batch("PRAGMA query_only = ON;")
-                    .map_err(crate::map_err)?;
-                c
-            }
+            None => crate::open_reader(&self.path)?,
         };
         Ok(Pooled {
             conn: Some(conn),

@@ -11,7 +11,7 @@ use std::path::Path;
 use rusqlite::{params, Connection};
 use sealgate_store::{StoreError, StoredCheckpoint};
 
-use crate::{checkpoint_row, map_err, open_connection, SqliteStore};
+use crate::{checkpoint_row, map_err, open_reader, SqliteStore};
 
 /// A consistent read of a ledger: checkpoints, entries and stored tree nodes as of one
 /// snapshot, even while a server appends beside it (WAL readers never block it).
@@ -28,13 +28,13 @@ impl SqliteStore {
 
 impl LedgerScan {
     fn open(path: &Path) -> Result<LedgerScan, StoreError> {
-        let conn = open_connection(path)?;
+        let conn = open_reader(path)?;
         // Pages are read with read(), not memory-mapped: SQLite copies each value out
         // of its page either way, and a scan of a mapped ledger.db faulted in every
         // page (a 1.4 GB file showed as 1.9 GB resident for two scans) and spent tens of
         // milliseconds unmapping it at the end. The read transaction begins with the
         // first SELECT and lasts until drop.
-        conn.execute_batch("PRAGMA query_only = ON; PRAGMA mmap_size = 0; BEGIN;")
+        conn.execute_batch("PRAGMA mmap_size = 0; BEGIN;")
             .map_err(map_err)?;
         Ok(LedgerScan { conn })
     }

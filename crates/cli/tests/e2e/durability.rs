@@ -169,3 +169,43 @@ async fn acknowledged_decisions_survive_sigkill_mid_load() {
         .await
         .expect(200);
 }
+
+/// A clean stop (SIGTERM) signs a checkpoint of every entry it committed: with ticks an
+/// hour apart, only the stop can sign the decision made after the first one.
+#[tokio::test]
+async fn a_clean_stop_signs_what_the_last_tick_did_not() {
+    let mut server = Server::start_with(&["--checkpoint-interval-ms", "3600000"]).await;
+    let agent = server.create_key("agent").await;
+    let signed_at_start = latest_checkpoint_size(&server);
+    server
+        .validate(&agent, &manifest("stop-agent", "payment", 1000))
+        .await
+        .expect(200);
+    let size = server.tree_size().await;
+    assert!(signed_at_start < size, "{signed_at_start} of {size} signed before the stop");
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let stopped = Instant::now();
+    while server.is_running() && stopped.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!server.is_running(), "the server did not stop");
+    assert_eq!(latest_checkpoint_size(&server), size, "log:\n{}", server.log());
+    assert!(server.log().contains("final checkpoint signed"), "{}", server.log());
+}
+
+/// The size of the latest checkpoint in the server's ledger.db (0 without one).
+fn latest_checkpoint_size(server: &Server) -> u64 {
+    let db = rusqlite::Connection::open_with_flags(
+        server.data_dir.join("ledger.db"),
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open ledger.db");
+    db.query_row("SELECT coalesce(max(tree_size), 0) FROM checkpoints", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .expect("checkpoints") as u64
+}

@@ -664,6 +664,27 @@ async fn verify_and_export_refuse_what_they_cannot_do_as_asked() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A file that is not a ledger is named so, and left as it was: both only read.
+    let empty = root.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    std::fs::write(empty.join("ledger.db"), b"").expect("write");
+    let out_file = root.path().join("empty.jsonl");
+    for args in [
+        &["verify", "--key", &key][..],
+        &["ledger", "export", "--out", out_file.to_str().expect("utf-8")],
+    ] {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("SEALGATE_DATA_DIR", &empty)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("not a sealgate ledger"), "{args:?}: {stderr}");
+        let len = std::fs::metadata(empty.join("ledger.db")).expect("ledger.db").len();
+        assert_eq!(len, 0, "{args:?} wrote to the file");
+    }
+
     // A reader that went away (`sealgate verify | head -0`): an error, not a panic.
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader);

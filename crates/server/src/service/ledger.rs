@@ -255,6 +255,24 @@ pub async fn run_checkpointer(state: AppState) {
     }
 }
 
+/// Signs a last checkpoint when the server stops, after its requests are answered:
+/// entries committed since the last tick would otherwise stay unsigned until the next
+/// start, or for good when the server is retired. Only the replica that leads the log
+/// signs, as on every tick.
+pub async fn sign_on_shutdown(state: &AppState) {
+    if !matches!(state.store.try_lead().await, Ok(true)) {
+        return;
+    }
+    match write_checkpoint(state).await {
+        Ok(Some(size)) => info!(size, "final checkpoint signed"),
+        Ok(None) => {}
+        Err(e) => warn!(
+            error = %crate::scrub::scrub(&e.to_string()),
+            "final checkpoint failed; the next start signs it"
+        ),
+    }
+}
+
 /// A C2SP tlog-tiles resource: `checkpoint`, `tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`.
 pub async fn tile(state: &AppState, path: &str) -> Result<Vec<u8>, ApiError> {
     let tile = Tile::parse(path).map_err(|e| ApiError::NotFound(format!("{path}: {e}")))?;
