@@ -421,7 +421,10 @@ mod tests {
         }
         for wide in ["tile/0/000.p/0", "tile/0/000.p/256"] {
             let why = Tile::parse(wide).err().map(|e| e.to_string());
-            assert!(why.as_deref().is_some_and(|w| w.contains("1..=255")), "{why:?}");
+            assert!(
+                why.as_deref().is_some_and(|w| w.contains("1..=255")),
+                "{why:?}"
+            );
         }
     }
 

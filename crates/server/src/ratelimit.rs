@@ -684,11 +684,18 @@ mod tests {
             .query::<u64>(&mut admin)
             .expect("CLIENT KILL");
         for _ in 0..3 {
-            assert_eq!(limits.check_key("k").await, Verdict::Allowed, "local decides");
+            assert_eq!(
+                limits.check_key("k").await,
+                Verdict::Allowed,
+                "local decides"
+            );
             tokio::time::sleep(REDIS_PAUSE + Duration::from_millis(100)).await;
         }
         let failed = limits.redis_failures.load(Relaxed);
-        assert!(failed >= 2, "{failed} failures while the password was refused");
+        assert!(
+            failed >= 2,
+            "{failed} failures while the password was refused"
+        );
 
         // The password is back: within a few pauses the shared buckets are used again.
         acl(&mut admin, &["resetpass", ">first"]);
@@ -704,7 +711,10 @@ mod tests {
             }
             tokio::time::sleep(REDIS_PAUSE + Duration::from_millis(100)).await;
         }
-        let _ = redis::cmd("ACL").arg("DELUSER").arg(&user).query::<u64>(&mut admin);
+        let _ = redis::cmd("ACL")
+            .arg("DELUSER")
+            .arg(&user)
+            .query::<u64>(&mut admin);
         assert_eq!(healthy, 2, "the limiter never used Redis again");
     }
 

@@ -182,7 +182,10 @@ async fn a_clean_stop_signs_what_the_last_tick_did_not() {
         .await
         .expect(200);
     let size = server.tree_size().await;
-    assert!(signed_at_start < size, "{signed_at_start} of {size} signed before the stop");
+    assert!(
+        signed_at_start < size,
+        "{signed_at_start} of {size} signed before the stop"
+    );
     let term = std::process::Command::new("kill")
         .args(["-TERM", &server.pid().to_string()])
         .status()
@@ -193,8 +196,17 @@ async fn a_clean_stop_signs_what_the_last_tick_did_not() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(!server.is_running(), "the server did not stop");
-    assert_eq!(latest_checkpoint_size(&server), size, "log:\n{}", server.log());
-    assert!(server.log().contains("final checkpoint signed"), "{}", server.log());
+    assert_eq!(
+        latest_checkpoint_size(&server),
+        size,
+        "log:\n{}",
+        server.log()
+    );
+    assert!(
+        server.log().contains("final checkpoint signed"),
+        "{}",
+        server.log()
+    );
 }
 
 /// The size of the latest checkpoint in the server's ledger.db (0 without one).
@@ -204,8 +216,10 @@ fn latest_checkpoint_size(server: &Server) -> u64 {
         OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .expect("open ledger.db");
-    db.query_row("SELECT coalesce(max(tree_size), 0) FROM checkpoints", [], |r| {
-        r.get::<_, i64>(0)
-    })
+    db.query_row(
+        "SELECT coalesce(max(tree_size), 0) FROM checkpoints",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
     .expect("checkpoints") as u64
 }

@@ -74,11 +74,31 @@ async fn ledger_reads_take_one_spelling_of_a_number_and_no_stray_parameters() {
         ("/v1/ledger/checkpoint?x=1", "x", "takes none"),
         ("/v1/ledger/tlog/checkpoint?x=1", "x", "takes none"),
         ("/v1/ledger/tlog/tile/0/000.p/1?x=1", "x", "takes none"),
-        ("/v1/ledger/proof/inclusion?index=%2B1&tree_size=2", "index", "no leading zero"),
-        ("/v1/ledger/proof/inclusion?index=01&tree_size=2", "index", "no leading zero"),
-        ("/v1/ledger/proof/inclusion?index=0&tree_size=0", "tree_size", "at least 1"),
-        ("/v1/ledger/proof/consistency?first=2&second=1", "first", "above second"),
-        ("/v1/ledger/proof/consistency?first=1&second=0", "first", "above second"),
+        (
+            "/v1/ledger/proof/inclusion?index=%2B1&tree_size=2",
+            "index",
+            "no leading zero",
+        ),
+        (
+            "/v1/ledger/proof/inclusion?index=01&tree_size=2",
+            "index",
+            "no leading zero",
+        ),
+        (
+            "/v1/ledger/proof/inclusion?index=0&tree_size=0",
+            "tree_size",
+            "at least 1",
+        ),
+        (
+            "/v1/ledger/proof/consistency?first=2&second=1",
+            "first",
+            "above second",
+        ),
+        (
+            "/v1/ledger/proof/consistency?first=1&second=0",
+            "first",
+            "above second",
+        ),
     ] {
         let r = server.get(path, token).await.expect_problem(400);
         assert_eq!(r.json["field"], json!(field), "{path}: {}", r.text);

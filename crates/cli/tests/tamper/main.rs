@@ -671,7 +671,12 @@ async fn verify_and_export_refuse_what_they_cannot_do_as_asked() {
     let out_file = root.path().join("empty.jsonl");
     for args in [
         &["verify", "--key", &key][..],
-        &["ledger", "export", "--out", out_file.to_str().expect("utf-8")],
+        &[
+            "ledger",
+            "export",
+            "--out",
+            out_file.to_str().expect("utf-8"),
+        ],
     ] {
         let out = Command::new(BIN)
             .args(args)
@@ -680,8 +685,13 @@ async fn verify_and_export_refuse_what_they_cannot_do_as_asked() {
             .expect("run");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains("not a sealgate ledger"), "{args:?}: {stderr}");
-        let len = std::fs::metadata(empty.join("ledger.db")).expect("ledger.db").len();
+        assert!(
+            stderr.contains("not a sealgate ledger"),
+            "{args:?}: {stderr}"
+        );
+        let len = std::fs::metadata(empty.join("ledger.db"))
+            .expect("ledger.db")
+            .len();
         assert_eq!(len, 0, "{args:?} wrote to the file");
     }
 

@@ -56,7 +56,10 @@ pub async fn root(store: &dyn Store, size: u64) -> Result<[u8; 32], ApiError> {
 
 pub async fn entry(state: &AppState, index: &str) -> Result<EntryView, ApiError> {
     let index = decimal(index).ok_or_else(|| {
-        ApiError::bad_request("index", "expected a non-negative integer (digits, no leading zero)")
+        ApiError::bad_request(
+            "index",
+            "expected a non-negative integer (digits, no leading zero)",
+        )
     })?;
     let e = state
         .store
