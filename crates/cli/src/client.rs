@@ -9,6 +9,7 @@
 
 use std::io::Read;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
@@ -23,6 +24,24 @@ use tokio_rustls::rustls::{self, pki_types::ServerName, ClientConfig, RootCertSt
 /// The most a gzip response may unpack to: an entry bundle of 256 entries of the
 /// largest size its 16-bit lengths allow. More is a bomb, not a bundle.
 const MAX_UNPACKED: u64 = 256 * (2 + 65_535);
+/// The most any answer's body may hold as sent: no answer a command expects is larger
+/// than an entry bundle, so a server (or something posing as one) cannot make a
+/// command hold more.
+const MAX_BODY: usize = MAX_UNPACKED as usize;
+/// How long connecting (with TLS) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request may wait for its whole answer by default: a server that stops
+/// answering ends the command instead of hanging it. `SEALGATE_HTTP_TIMEOUT_SECS`
+/// changes it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn request_timeout() -> Duration {
+    std::env::var("SEALGATE_HTTP_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|&secs| secs > 0)
+        .map_or(REQUEST_TIMEOUT, Duration::from_secs)
+}
 
 /// One keep-alive connection to a server.
 pub(crate) struct Connection {
@@ -42,6 +61,13 @@ pub(crate) struct Address {
 /// Reads `http://host:port[/]` or `https://host[:port][/]` (port 443 by default).
 pub(crate) fn address(server: &str) -> anyhow::Result<Address> {
     const EXPECTED: &str = "expected http://host:port or https://host[:port]";
+    // user:password@ would be repeated in every message below: refused unshown.
+    if server.contains('@') {
+        bail!(
+            "--server: a URL with credentials (user@host) is not accepted; give the host \
+             and port only, and the token in SEALGATE_TOKEN"
+        );
+    }
     let (tls, rest) = match (
         server.strip_prefix("https://"),
         server.strip_prefix("http://"),
@@ -65,8 +91,15 @@ pub(crate) fn address(server: &str) -> anyhow::Result<Address> {
         None if tls => format!("{authority}:443"),
         None => bail!("--server {server:?}: expected http://host:port, with the port"),
     };
-    if host_of(&authority).is_empty() {
-        bail!("--server {server:?}: {EXPECTED}");
+    // An IPv6 address only inside brackets, and only a whole one; a name or an IPv4
+    // address without them.
+    let host = authority.rsplit_once(':').map_or("", |(host, _)| host);
+    let well_formed = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => !host.is_empty() && !host.contains([':', '[', ']']),
+    };
+    if !well_formed {
+        bail!("--server {server:?}: {EXPECTED} (an IPv6 address in brackets: http://[::1]:8080)");
     }
     Ok(Address { authority, tls })
 }
@@ -124,6 +157,18 @@ where
 impl Connection {
     pub(crate) async fn open(address: &Address) -> anyhow::Result<Connection> {
         let authority = &address.authority;
+        tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(address))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "connecting to {authority}: no connection within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                )
+            })?
+    }
+
+    async fn connect(address: &Address) -> anyhow::Result<Connection> {
+        let authority = &address.authority;
         let stream = TcpStream::connect(authority)
             .await
             .with_context(|| format!("connecting to {authority}"))?;
@@ -158,6 +203,26 @@ impl Connection {
         token: Option<&str>,
         body: Option<Bytes>,
     ) -> anyhow::Result<(u16, Bytes)> {
+        let authority = self.authority.clone();
+        let limit = request_timeout();
+        tokio::time::timeout(limit, self.exchange(method, path, token, body))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "{path}: no answer from {authority} within {} s \
+                     (SEALGATE_HTTP_TIMEOUT_SECS sets the limit)",
+                    limit.as_secs()
+                )
+            })?
+    }
+
+    async fn exchange(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Bytes>,
+    ) -> anyhow::Result<(u16, Bytes)> {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -181,7 +246,14 @@ impl Connection {
                     .trim()
                     .to_ascii_lowercase()
             });
-        let body = resp.into_body().collect().await?.to_bytes();
+        let body = http_body_util::Limited::new(resp.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| match e.downcast::<http_body_util::LengthLimitError>() {
+                Ok(_) => anyhow::anyhow!("{path}: the answer is over {MAX_BODY} bytes"),
+                Err(e) => anyhow::anyhow!("{path}: reading the answer: {e}"),
+            })?
+            .to_bytes();
         let body = match coding.as_deref() {
             None | Some("identity") => body,
             Some("gzip") => gunzip(&body).with_context(|| format!("{path}: the gzip body"))?,
@@ -327,6 +399,16 @@ mod tests {
             "http://",
         ] {
             assert!(address(bad).is_err(), "{bad}");
+        }
+        let err = address("http://auditor:hunter2@127.0.0.1:8080")
+            .expect_err("credentials")
+            .to_string();
+        assert!(
+            err.contains("credentials") && !err.contains("hunter2"),
+            "{err}"
+        );
+        for broken in ["http://[::1", "http://[::1:8080", "http://::1:8080"] {
+            assert!(address(broken).is_err(), "{broken}");
         }
         let err = address("http://127.0.0.1")
             .expect_err("no port")

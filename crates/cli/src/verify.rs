@@ -58,8 +58,9 @@ pub(crate) struct VerifyArgs {
     /// A file holding the verifier key.
     #[arg(long, conflicts_with = "key")]
     key_file: Option<PathBuf>,
-    /// A signed checkpoint you trust (kept from earlier); the ledger must extend it.
-    #[arg(long)]
+    /// A file holding a signed checkpoint you trust (kept from earlier, e.g. from GET
+    /// /v1/ledger/checkpoint); the ledger must extend it.
+    #[arg(long, value_name = "FILE")]
     checkpoint: Option<PathBuf>,
     /// Check only N (at least 1) distinct random entries of a data directory, each with an
     /// inclusion proof against the latest stored checkpoint. A spot check: it does not
@@ -98,6 +99,20 @@ impl std::fmt::Display for Tamper {
 }
 
 impl std::error::Error for Tamper {}
+
+/// A server that answered a request of `verify --server` with a failure (an error
+/// status): the check could not be made. Exit 1, as for the other commands a server
+/// refuses; exit 2 stays for what is wrong on this side (usage, an unreachable server).
+#[derive(Debug)]
+struct ServerFailed(String);
+
+impl std::fmt::Display for ServerFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServerFailed {}
 
 const CHUNK: u64 = 8192;
 
@@ -163,9 +178,16 @@ fn refuse_inside(dir: &Path, out: &Path) -> anyhow::Result<()> {
 pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     // Opening an export reads its header and checkpoints (a /1 export, all of it), so
     // what it finds is judged like what the check finds.
-    let outcome = corrupt_is_tampering(check(&args).await)?;
+    let outcome = match corrupt_is_tampering(check(&args).await) {
+        Err(e) if e.downcast_ref::<ServerFailed>().is_some() => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(1));
+        }
+        outcome => outcome?,
+    };
     match outcome {
         Ok(summary) => {
+            warn_unanchored(&summary);
             crate::out(serde_json::to_string_pretty(&summary)?)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -177,6 +199,20 @@ pub(crate) async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             )?);
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// Entries after the latest signed checkpoint were checked (hashes, tree,
+/// cross-references) but no signature covers them: say so on stderr, which the exit
+/// code alone would not. A live ledger has up to a checkpoint interval's worth.
+fn warn_unanchored(summary: &Value) {
+    let unanchored = summary["unanchored_entries"].as_u64().unwrap_or(0);
+    if unanchored > 0 {
+        eprintln!(
+            "warning: the last {unanchored} entries come after the latest signed checkpoint \
+             (size {}): they were checked, but no signature of the log covers them yet",
+            summary["anchored_entries"]
+        );
     }
 }
 
@@ -253,10 +289,11 @@ impl ServerLog {
             )
             .await?;
         if status != 200 {
-            bail!(
-                "GET checkpoint: server answered {status}: {}",
-                String::from_utf8_lossy(&body)
-            );
+            return Err(ServerFailed(format!(
+                "GET /v1/ledger/tlog/checkpoint: the server answered {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(1024)])
+            ))
+            .into());
         }
         let note = String::from_utf8(body.to_vec()).context("checkpoint is not UTF-8")?;
         let size: u64 = note
@@ -302,10 +339,19 @@ impl ServerLog {
                 .recv()
                 .await
                 .context("the entry bundle fetcher stopped")??;
-            let bundle = sealgate_ledger::tiles::decode_bundle(&body)?;
-            if bundle.len() != usize::from(width) {
-                bail!("{path}: {} entries, expected {width}", bundle.len());
-            }
+            // The checkpoint, verified already, says how many entries each bundle
+            // holds: a bundle that says otherwise contradicts what the log signed.
+            let bundle = match sealgate_ledger::tiles::decode_bundle(&body) {
+                Ok(bundle) if bundle.len() == usize::from(width) => bundle,
+                Ok(bundle) => {
+                    return Ok(Err(Tamper(format!(
+                        "{path}: {} entries, where the signed checkpoint's size {} needs {width}",
+                        bundle.len(),
+                        self.size
+                    ))))
+                }
+                Err(e) => return Ok(Err(Tamper(format!("{path}: not an entry bundle ({e})")))),
+            };
             // Hashing and checking 256 entries is CPU work: off the runtime's thread.
             let stop = tokio::task::block_in_place(|| {
                 for bytes in bundle {
@@ -342,7 +388,7 @@ async fn fetch_bundle(
         )
         .await?;
     if status != 200 {
-        bail!("GET {path}: server answered {status}");
+        return Err(ServerFailed(format!("GET {path}: the server answered {status}")).into());
     }
     Ok((path, width, body))
 }
@@ -370,9 +416,14 @@ fn trusted_key(
             k
         }
     };
-    text.trim()
-        .parse::<NoteVerifier>()
-        .map_err(|e| anyhow::anyhow!("--key: not a C2SP verifier key: {e}"))
+    text.trim().parse::<NoteVerifier>().map_err(|e| {
+        let flag = if args.key_file.is_some() {
+            "--key-file"
+        } else {
+            "--key"
+        };
+        anyhow::anyhow!("{flag}: not a C2SP verifier key: {e}")
+    })
 }
 
 fn derive_key(dir: &Path) -> Option<String> {
@@ -863,9 +914,21 @@ impl Audit {
                 }
                 if root != *expected_root {
                     let last_good = self.last_good;
-                    self.checkpoint_error = Some(Tamper(format!(
-                        "{label} (size {s}) does not match the rebuilt tree: an entry in {last_good}..{s} was changed, reordered, removed or re-appended (first bad index {last_good} or later)"
-                    )));
+                    // Checkpoints are taken in size order and passed only when they match.
+                    let matched_before = self.next > 0
+                        && self
+                            .checkpoints
+                            .get(self.next - 1)
+                            .is_some_and(|c| c.0 == *s);
+                    self.checkpoint_error = Some(Tamper(if !matched_before {
+                        format!(
+                            "{label} (size {s}) does not match the rebuilt tree: an entry in {last_good}..{s} was changed, reordered, removed or re-appended (first bad index {last_good} or later)"
+                        )
+                    } else {
+                        format!(
+                            "{label} (size {s}) signs another root than the rebuilt tree, which an earlier checkpoint of the same size matched: the log signed two trees of one size, or a checkpoint was replaced"
+                        )
+                    }));
                     return Ok(false);
                 }
                 self.last_good = *s;
@@ -897,37 +960,49 @@ impl Audit {
         Ok(Ok(()))
     }
 
-    /// The stored node that differs from the rebuilt one (or is missing) covering the
-    /// lowest entries, lowest level first.
+    /// The stored node that differs from the rebuilt one (or is missing) nearest the
+    /// edit that made it differ: an edit changes every node above it, so among the
+    /// nodes that differ while their children agree (or that sit on the leaves), the
+    /// one covering the lowest entries.
     fn compare_nodes(&self, stored: &dyn StoredNodes) -> anyhow::Result<Option<Tamper>> {
-        let mut lowest: Option<NodeId> = None;
+        // Per level from 1, ascending: the indices of the nodes that differ.
+        let mut differ: Vec<Vec<u64>> = Vec::with_capacity(self.nodes.len());
         for (at, (first, rebuilt)) in self.nodes.iter().enumerate() {
-            if rebuilt.is_empty() {
-                continue;
-            }
-            let level = at as u8 + 1;
-            let end = first + rebuilt.len() as u64;
-            let (mut next, mut bad) = (*first, None);
-            stored.level(level, *first..end, &mut |index, hash| {
-                if bad.is_none() {
-                    if index != next {
-                        bad = Some(next);
-                    } else if hash != rebuilt[(index - first) as usize] {
-                        bad = Some(index);
+            let mut found = Vec::new();
+            if !rebuilt.is_empty() {
+                let end = first + rebuilt.len() as u64;
+                let mut next = *first;
+                stored.level(at as u8 + 1, *first..end, &mut |index, hash| {
+                    // Indices skipped over have no stored node.
+                    found.extend(next..index.min(end));
+                    if index < end && hash != rebuilt[(index - first) as usize] {
+                        found.push(index);
                     }
-                    next = index + 1;
-                }
-            })?;
-            let Some(index) = bad.or((next < end).then_some(next)) else {
-                continue;
+                    next = next.max(index + 1);
+                })?;
+                found.extend(next..end);
+            }
+            differ.push(found);
+        }
+        let start = |id: &NodeId| id.leaves().map_or(u64::MAX, |l| l.start);
+        let mut nearest: Option<NodeId> = None;
+        for (at, found) in differ.iter().enumerate() {
+            let below = at.checked_sub(1).map(|b| &differ[b]);
+            let child_differs = |index: u64| {
+                below.is_some_and(|b| {
+                    b.binary_search(&(2 * index)).is_ok()
+                        || b.binary_search(&(2 * index + 1)).is_ok()
+                })
             };
-            let id = NodeId::new(level, index);
-            let start = |id: &NodeId| id.leaves().map_or(u64::MAX, |l| l.start);
-            if lowest.as_ref().is_none_or(|low| start(&id) < start(low)) {
-                lowest = Some(id);
+            // Ascending: the first such node of a level covers its lowest entries.
+            if let Some(&index) = found.iter().find(|&&index| !child_differs(index)) {
+                let id = NodeId::new(at as u8 + 1, index);
+                if nearest.as_ref().is_none_or(|n| start(&id) < start(n)) {
+                    nearest = Some(id);
+                }
             }
         }
-        Ok(lowest.map(|id| {
+        Ok(nearest.map(|id| {
             let leaves = id.leaves().unwrap_or(0..0);
             Tamper(format!(
                 "entries {}..{} do not match stored tree node {id}: an entry in that range was reordered or replaced (first bad index {} or later)",
@@ -1147,6 +1222,20 @@ mod tests {
         );
         let t = audit(&all, &[note(0, [7; 32])], None).expect_err("a bad empty root");
         assert!(t.0.contains("(size 0)"), "{}", t.0);
+    }
+
+    #[test]
+    fn two_checkpoints_of_one_size_with_two_roots_are_a_fork() {
+        let all = entries(8);
+        let (root, _) = tree(&all);
+        let (other, _) = tree(&entries(9));
+        let t = audit(&all, &[note(8, root), note(8, other)], None).expect_err("forked");
+        assert!(
+            t.0.contains("checkpoint #1 (size 8) signs another root")
+                && t.0.contains("two trees of one size"),
+            "{}",
+            t.0
+        );
     }
 
     #[test]
@@ -1517,8 +1606,8 @@ mod tests {
         assert_eq!(reports[0], reports[1]);
         assert_eq!(reports[0]["entries"], CHUNK + 808);
 
-        // Entry 8500 edited with its leaf hash, as someone holding the file could: the
-        // lowest stored node over it that no longer matches starts at 8192.
+        // Entry 8500 edited with its leaf hash, as someone holding the file could: every
+        // stored node above it differs now, and the one right above it names it.
         let conn = rusqlite::Connection::open(dir.path().join("ledger.db")).expect("open");
         conn.execute_batch("DROP TRIGGER entries_no_update")
             .expect("drop trigger");
@@ -1532,7 +1621,7 @@ mod tests {
             let report = full(&mut source, &verifier, None, false, threads).await;
             assert_eq!(
                 report.expect("no storage errors").map_err(|t| t.0),
-                Err("entries 8192..8704 do not match stored tree node 9/16: an entry in that range was reordered or replaced (first bad index 8192 or later)".into()),
+                Err("entries 8500..8502 do not match stored tree node 1/4250: an entry in that range was reordered or replaced (first bad index 8500 or later)".into()),
                 "{threads} threads"
             );
         }

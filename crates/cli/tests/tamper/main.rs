@@ -827,3 +827,176 @@ async fn keys_and_verify_speak_https_to_a_server_behind_a_tls_proxy() {
         "{stderr}"
     );
 }
+
+/// A stand-in for a server on loopback: answers each request (on keep-alive
+/// connections) with what `answer` gives for its path, or never when it gives None.
+async fn fake_server<F>(answer: F) -> String
+where
+    F: Fn(&str) -> Option<(u16, Vec<u8>)> + Send + Sync + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let answer = std::sync::Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut pending = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    pending.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+                        pending.drain(..end + 4);
+                        let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+                        let Some((status, body)) = answer(&path) else {
+                            std::future::pending::<()>().await;
+                            return;
+                        };
+                        let head = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        if stream.write_all(head.as_bytes()).await.is_err()
+                            || stream.write_all(&body).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    base
+}
+
+/// An entry bundle of `entries` (C2SP tlog-tiles: each entry after its 2-byte length).
+fn bundle(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in entries {
+        out.extend_from_slice(&u16::try_from(e.len()).expect("short").to_be_bytes());
+        out.extend_from_slice(e);
+    }
+    out
+}
+
+/// `verify --server` against a server that contradicts its own signed checkpoint
+/// (tampering, exit 1), fails a request (exit 1), answers too much or nothing at all
+/// (exit 2, in bounded time and memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_server_names_a_lying_failing_or_silent_server() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("ledger");
+    let key = build_ledger(&dir, 4).await;
+    // The real log's checkpoint and entries, read from a server on the same data.
+    let server = start(&dir).await;
+    let admin = std::fs::read_to_string(dir.join("admin-token")).expect("admin token");
+    let get = |path: String| {
+        let (url, token) = (server.url(&path), admin.trim().to_owned());
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("get");
+            assert_eq!(r.status(), 200, "{path}");
+            r.bytes().await.expect("body").to_vec()
+        }
+    };
+    let note = get("/v1/ledger/tlog/checkpoint".into()).await;
+    let size: usize = String::from_utf8_lossy(&note)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .expect("size");
+    assert!((2..256).contains(&size), "{size}");
+    let tile = format!("tile/entries/000.p/{size}");
+    let real = get(format!("/v1/ledger/tlog/{tile}")).await;
+    let mut entries = Vec::new();
+    let mut at = 0;
+    while at < real.len() {
+        let len = usize::from(u16::from_be_bytes([real[at], real[at + 1]]));
+        entries.push(real[at + 2..at + 2 + len].to_vec());
+        at += 2 + len;
+    }
+    assert_eq!(entries.len(), size);
+    drop(server);
+
+    let run = |base: String| {
+        let key = key.clone();
+        async move {
+            let mut child = Command::new(BIN)
+                .args(["verify", "--server", &base, "--key", &key])
+                .env("SEALGATE_TOKEN", "auditor-token")
+                .env("SEALGATE_HTTP_TIMEOUT_SECS", "1")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("verify");
+            for _ in 0..600 {
+                if child.try_wait().expect("wait").is_some() {
+                    let out = child.wait_with_output().expect("output");
+                    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+                    return (out.status.code().expect("exit code"), text);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = child.kill();
+            panic!("verify --server {base} did not give up");
+        }
+    };
+    let serve = |bundle_answer: Option<(u16, Vec<u8>)>| {
+        let note = note.clone();
+        let tile = tile.clone();
+        fake_server(move |path| {
+            if path == "/v1/ledger/tlog/checkpoint" {
+                Some((200, note.clone()))
+            } else if path == format!("/v1/ledger/tlog/{tile}") {
+                bundle_answer.clone()
+            } else {
+                Some((404, Vec::new()))
+            }
+        })
+    };
+
+    // The faithful copy verifies: the fake serves what the log signed.
+    let (code, text) = run(serve(Some((200, real.clone()))).await).await;
+    assert_eq!(code, 0, "{text}");
+
+    let short = bundle(&entries[..size - 1]);
+    let (code, text) = run(serve(Some((200, short))).await).await;
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("TAMPERING") && text.contains(&tile), "{text}");
+    assert!(text.contains("where the signed checkpoint"), "{text}");
+
+    let (code, text) = run(serve(Some((200, vec![0, 9, b'{']))).await).await;
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("not an entry bundle") && text.contains(&tile),
+        "{text}"
+    );
+
+    let (code, text) = run(serve(Some((500, b"boom".to_vec()))).await).await;
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("answered 500") && !text.contains("TAMPERING"),
+        "{text}"
+    );
+
+    let (code, text) = run(serve(None).await).await;
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("no answer") && text.contains(&tile), "{text}");
+
+    let huge = fake_server(|_| Some((200, vec![b'a'; 20 << 20]))).await;
+    let (code, text) = run(huge).await;
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("the answer is over"), "{text}");
+}
