@@ -56,9 +56,15 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<(SigningKey, bool)> {
         return Ok((load_key(path)?, false));
     }
     let key = SigningKey::generate(&mut OsRng);
-    let pem = key
-        .to_pkcs8_pem(Default::default())
-        .map_err(|_| anyhow::anyhow!("encoding a new Ed25519 key failed"))?;
+    // PKCS#8 v1 (RFC 8410, the private key alone), which OpenSSL 3.0 and Python's
+    // cryptography read; dalek's default adds the public key as v2, which they refuse.
+    // Either form loads here.
+    let pem = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    }
+    .to_pkcs8_pem(Default::default())
+    .map_err(|_| anyhow::anyhow!("encoding a new Ed25519 key failed"))?;
     if create_private(path, pem.as_bytes())? {
         Ok((key, true))
     } else {
@@ -183,6 +189,29 @@ mod tests {
         let (k2, created) = load_or_create_key(&path).expect("load");
         assert!(!created);
         assert_eq!(k1.to_bytes(), k2.to_bytes());
+    }
+
+    /// New keys are PKCS#8 v1 (what OpenSSL 3.0 reads); v2 files, which earlier
+    /// versions wrote, still load.
+    #[test]
+    fn keys_are_written_as_pkcs8_v1_and_v2_still_loads() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(LOG_KEY_FILE);
+        let (key, _) = load_or_create_key(&path).expect("create");
+        let pem = fs::read_to_string(&path).expect("read");
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .expect("base64");
+        // SEQUENCE { INTEGER 0, AlgorithmIdentifier { 1.3.101.112 }, OCTET STRING }
+        assert_eq!(der.len(), 48, "{der:02x?}");
+        assert_eq!(&der[2..5], &[0x02, 0x01, 0x00], "version v1");
+
+        let v2 = dir.path().join("v2.pem");
+        let pem = key.to_pkcs8_pem(Default::default()).expect("v2 pem");
+        assert!(create_private(&v2, pem.as_bytes()).expect("write"));
+        assert_eq!(load_key(&v2).expect("v2 loads").to_bytes(), key.to_bytes());
     }
 
     #[test]
