@@ -35,12 +35,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// changes it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn request_timeout() -> Duration {
-    std::env::var("SEALGATE_HTTP_TIMEOUT_SECS")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
+fn request_timeout() -> anyhow::Result<Duration> {
+    let Some(text) = std::env::var_os("SEALGATE_HTTP_TIMEOUT_SECS") else {
+        return Ok(REQUEST_TIMEOUT);
+    };
+    text.to_str()
+        .and_then(|t| t.trim().parse::<u64>().ok())
         .filter(|&secs| secs > 0)
-        .map_or(REQUEST_TIMEOUT, Duration::from_secs)
+        .map(Duration::from_secs)
+        .context("SEALGATE_HTTP_TIMEOUT_SECS: expected whole seconds, at least 1")
 }
 
 /// One keep-alive connection to a server.
@@ -204,7 +207,7 @@ impl Connection {
         body: Option<Bytes>,
     ) -> anyhow::Result<(u16, Bytes)> {
         let authority = self.authority.clone();
-        let limit = request_timeout();
+        let limit = request_timeout()?;
         tokio::time::timeout(limit, self.exchange(method, path, token, body))
             .await
             .map_err(|_| {

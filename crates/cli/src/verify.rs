@@ -914,19 +914,19 @@ impl Audit {
                 }
                 if root != *expected_root {
                     let last_good = self.last_good;
-                    // Checkpoints are taken in size order and passed only when they match.
-                    let matched_before = self.next > 0
-                        && self
-                            .checkpoints
-                            .get(self.next - 1)
-                            .is_some_and(|c| c.0 == *s);
-                    self.checkpoint_error = Some(Tamper(if !matched_before {
+                    // Another checkpoint of this size with another root: the log signed
+                    // two trees of one size, whichever of them the entries give.
+                    let forked = self
+                        .checkpoints
+                        .iter()
+                        .any(|(size, root, _)| size == s && root != expected_root);
+                    self.checkpoint_error = Some(Tamper(if !forked {
                         format!(
                             "{label} (size {s}) does not match the rebuilt tree: an entry in {last_good}..{s} was changed, reordered, removed or re-appended (first bad index {last_good} or later)"
                         )
                     } else {
                         format!(
-                            "{label} (size {s}) signs another root than the rebuilt tree, which an earlier checkpoint of the same size matched: the log signed two trees of one size, or a checkpoint was replaced"
+                            "{label} (size {s}) signs another root than the rebuilt tree, while another checkpoint of the same size signs another: the log signed two trees of one size, or a checkpoint was replaced"
                         )
                     }));
                     return Ok(false);
@@ -1236,6 +1236,17 @@ mod tests {
             "{}",
             t.0
         );
+        // The other order: the first checkpoint of the size is the one that differs.
+        let t = audit(&all, &[note(8, other), note(8, root)], None).expect_err("forked");
+        assert!(
+            t.0.contains("checkpoint #0 (size 8) signs another root")
+                && t.0.contains("two trees of one size"),
+            "{}",
+            t.0
+        );
+        // Both wrong, alike: not a fork, the entries differ from what was signed.
+        let t = audit(&all, &[note(8, other), note(8, other)], None).expect_err("changed");
+        assert!(t.0.contains("does not match the rebuilt tree"), "{}", t.0);
     }
 
     #[test]

@@ -128,7 +128,6 @@ pub fn string_field<'a>(
     }
 }
 
-/// Parses a query string into pairs, refusing parameters other than `allowed` and repeats.
 /// A non-negative integer spelled as digits without a sign or leading zeros, so one
 /// number has one spelling in a path or query.
 pub fn decimal(text: &str) -> Option<u64> {
@@ -144,6 +143,7 @@ pub fn no_query(query: Option<&str>) -> Result<(), ApiError> {
     query_params(query, &[]).map(|_| ())
 }
 
+/// Parses a query string into pairs, refusing parameters other than `allowed` and repeats.
 pub fn query_params(
     query: Option<&str>,
     allowed: &[&str],

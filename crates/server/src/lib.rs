@@ -49,7 +49,6 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await;
-    // Every answered request's entry is committed by now.
     service::ledger::sign_on_shutdown(&last).await;
     served
 }

@@ -650,6 +650,20 @@ mod tests {
             .and_then(|c| c.get_connection())
             .expect("Redis");
         let user = format!("sealgate-test-{}", uuid::Uuid::new_v4().simple());
+        /// Deletes the test's ACL user however the test ends.
+        struct Deleted(String, String);
+        impl Drop for Deleted {
+            fn drop(&mut self) {
+                let client = redis::Client::open(self.0.as_str());
+                if let Ok(mut c) = client.and_then(|c| c.get_connection()) {
+                    let _ = redis::cmd("ACL")
+                        .arg("DELUSER")
+                        .arg(&self.1)
+                        .query::<u64>(&mut c);
+                }
+            }
+        }
+        let _cleanup = Deleted(url.clone(), user.clone());
         let acl = |admin: &mut redis::Connection, args: &[&str]| {
             redis::cmd("ACL")
                 .arg("SETUSER")
@@ -711,10 +725,6 @@ mod tests {
             }
             tokio::time::sleep(REDIS_PAUSE + Duration::from_millis(100)).await;
         }
-        let _ = redis::cmd("ACL")
-            .arg("DELUSER")
-            .arg(&user)
-            .query::<u64>(&mut admin);
         assert_eq!(healthy, 2, "the limiter never used Redis again");
     }
 

@@ -69,6 +69,9 @@ pub struct Inner {
     pub prepared: RwLock<HashMap<String, Arc<PreparedPolicy>>>,
     /// Serialises activations so each names the right previous version.
     pub activation_lock: tokio::sync::Mutex<()>,
+    /// Held while a checkpoint is read, signed and stored, so the ticker and the stop
+    /// never store two in falling size order.
+    pub checkpoint_lock: tokio::sync::Mutex<()>,
     /// The circuit breaker around a shared store (PostgreSQL); None for SQLite.
     pub circuit: Option<Arc<Circuit>>,
     /// Whether this replica led the log (signed checkpoints) at the last tick.
@@ -242,6 +245,7 @@ impl AppState {
             active_policy: RwLock::new(None),
             prepared: RwLock::new(HashMap::new()),
             activation_lock: tokio::sync::Mutex::new(()),
+            checkpoint_lock: tokio::sync::Mutex::new(()),
             circuit,
             leading: AtomicBool::new(false),
             resolved: tokio::sync::Notify::new(),

@@ -10,6 +10,7 @@ use sealgate_core::entry::{
 use sealgate_core::{Manifest, Role};
 use serde_json::json;
 
+use std::future::Future as _;
 use std::sync::Arc;
 
 use crate::{Appender, AuditQuery, NewApiKey, NewEntry, NewPolicy, Rejection, Revocation, Store};
@@ -747,6 +748,21 @@ pub async fn concurrent_appends_through_the_appender_stay_contiguous(store: Arc<
     }
     indices.sort_unstable();
     assert_eq!(indices, (0..200).collect::<Vec<u64>>());
+
+    // Requesters that give up once their entry is handed over: `settle` returns only
+    // after those entries committed all the same.
+    for i in 200..220u32 {
+        let e = decision("f", "payment", Status::Denied, None, &t(i));
+        let mut handed = std::pin::pin!(appender.append(e));
+        // One poll hands the entry over (the channel has room); the answer, if it is
+        // not there yet, is dropped unread.
+        let waker = std::task::Waker::noop();
+        let _ = handed
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker));
+    }
+    appender.settle().await;
+    assert_eq!(store.tree_size().await.expect("size"), 220);
 }
 
 /// The spot checks (entry and consistency) hold for every entry and every pair of

@@ -104,6 +104,14 @@ async fn ledger_reads_take_one_spelling_of_a_number_and_no_stray_parameters() {
         assert_eq!(r.json["field"], json!(field), "{path}: {}", r.text);
         assert!(r.text.contains(says), "{path}: {}", r.text);
     }
+    for (path, token, field) in [
+        ("/v1/audit/query?limit=%2B5", &auditor.token, "limit"),
+        ("/v1/audit/query?limit=05", &auditor.token, "limit"),
+        ("/v1/decisions/d-1?wait=01", &agent.token, "wait"),
+    ] {
+        let r = server.get(path, Some(token)).await.expect_problem(400);
+        assert_eq!(r.json["field"], json!(field), "{path}: {}", r.text);
+    }
     for path in ["/v1/ledger/key?x=1", "/.well-known/jwks.json?x=1"] {
         let r = server.get(path, None).await.expect_problem(400);
         assert_eq!(r.json["field"], json!("x"), "{path}: {}", r.text);

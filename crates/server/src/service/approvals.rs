@@ -386,9 +386,7 @@ pub fn parse_wait(raw: Option<&str>) -> Result<Duration, ApiError> {
     let mut wait = Duration::ZERO;
     for (k, v) in query_params(raw, &["wait"])? {
         if k == "wait" {
-            let secs = v
-                .parse::<u64>()
-                .ok()
+            let secs = crate::extract::decimal(&v)
                 .filter(|s| *s <= MAX_WAIT_SECS)
                 .ok_or_else(|| {
                     ApiError::bad_request(

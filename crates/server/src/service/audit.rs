@@ -118,8 +118,8 @@ impl From<sealgate_store::Resolution> for ResolutionRecord {
 
 /// A page size: 1 to [`MAX_LIMIT`].
 pub(crate) fn parse_limit(v: &str) -> Result<u32, ApiError> {
-    v.parse()
-        .ok()
+    crate::extract::decimal(v)
+        .and_then(|n| u32::try_from(n).ok())
         .filter(|n| (1..=MAX_LIMIT).contains(n))
         .ok_or_else(|| {
             ApiError::bad_request(
@@ -138,7 +138,7 @@ pub(crate) fn decode_cursor(c: &str) -> Result<u64, ApiError> {
         .decode(c)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.strip_prefix("before:").and_then(|n| n.parse().ok()))
+        .and_then(|s| s.strip_prefix("before:").and_then(crate::extract::decimal))
         .ok_or_else(|| ApiError::bad_request("cursor", "not a cursor this server issued"))
 }
 

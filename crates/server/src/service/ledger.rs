@@ -99,7 +99,14 @@ pub async fn inclusion(state: &AppState, query: Option<&str>) -> Result<Inclusio
     let index = number(&pairs, "index")?
         .ok_or_else(|| ApiError::bad_request("index", "missing required parameter"))?;
     let current = state.store.tree_size().await?;
-    let tree_size = number(&pairs, "tree_size")?.unwrap_or(current);
+    let given = number(&pairs, "tree_size")?;
+    if given.is_none() && current == 0 {
+        return Err(ApiError::bad_request(
+            "index",
+            "the ledger is empty: there is no entry to prove",
+        ));
+    }
+    let tree_size = given.unwrap_or(current);
     if tree_size > current {
         return Err(ApiError::bad_request(
             "tree_size",
@@ -198,6 +205,7 @@ pub async fn latest_checkpoint(state: &AppState) -> Result<String, ApiError> {
 /// Signs and stores a checkpoint of the current tree if it grew since the last one.
 /// Returns the size checkpointed, or None when nothing changed.
 pub async fn write_checkpoint(state: &AppState) -> Result<Option<u64>, ApiError> {
+    let _one_at_a_time = state.checkpoint_lock.lock().await;
     let size = state.store.tree_size().await?;
     let latest = state.store.latest_checkpoint().await?;
     if latest.as_ref().is_some_and(|c| c.tree_size >= size) {
@@ -258,20 +266,32 @@ pub async fn run_checkpointer(state: AppState) {
     }
 }
 
-/// Signs a last checkpoint when the server stops, after its requests are answered:
-/// entries committed since the last tick would otherwise stay unsigned until the next
-/// start, or for good when the server is retired. Only the replica that leads the log
-/// signs, as on every tick.
+/// How long a stopping server may spend on its last checkpoint.
+const FINAL_CHECKPOINT_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Signs a last checkpoint when the server stops, after its requests are answered and
+/// every entry handed to the appender (a requester that gave up still has one) has
+/// committed: entries committed since the last tick would otherwise stay unsigned
+/// until the next start, or for good when the server is retired. Only the replica that
+/// leads the log signs, as on every tick; a store that stalls does not hold up the stop.
 pub async fn sign_on_shutdown(state: &AppState) {
-    if !matches!(state.store.try_lead().await, Ok(true)) {
-        return;
-    }
-    match write_checkpoint(state).await {
-        Ok(Some(size)) => info!(size, "final checkpoint signed"),
-        Ok(None) => {}
-        Err(e) => warn!(
+    let last = async {
+        state.appender.settle().await;
+        if !matches!(state.store.try_lead().await, Ok(true)) {
+            return Ok(None);
+        }
+        write_checkpoint(state).await
+    };
+    match tokio::time::timeout(FINAL_CHECKPOINT_WITHIN, last).await {
+        Ok(Ok(Some(size))) => info!(size, "final checkpoint signed"),
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => warn!(
             error = %crate::scrub::scrub(&e.to_string()),
             "final checkpoint failed; the next start signs it"
+        ),
+        Err(_) => warn!(
+            "final checkpoint not signed within {} s; the next start signs it",
+            FINAL_CHECKPOINT_WITHIN.as_secs()
         ),
     }
 }
