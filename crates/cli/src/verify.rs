@@ -965,8 +965,8 @@ impl Audit {
     /// nodes that differ while their children agree (or that sit on the leaves), the
     /// one covering the lowest entries.
     fn compare_nodes(&self, stored: &dyn StoredNodes) -> anyhow::Result<Option<Tamper>> {
-        // Per level from 1, ascending: the indices of the nodes that differ.
-        let mut differ: Vec<Vec<u64>> = Vec::with_capacity(self.nodes.len());
+        // Per level from 1, ascending: the nodes that differ, and whether each is missing.
+        let mut differ: Vec<Vec<(u64, bool)>> = Vec::with_capacity(self.nodes.len());
         for (at, (first, rebuilt)) in self.nodes.iter().enumerate() {
             let mut found = Vec::new();
             if !rebuilt.is_empty() {
@@ -974,40 +974,49 @@ impl Audit {
                 let mut next = *first;
                 stored.level(at as u8 + 1, *first..end, &mut |index, hash| {
                     // Indices skipped over have no stored node.
-                    found.extend(next..index.min(end));
+                    found.extend((next..index.min(end)).map(|i| (i, true)));
                     if index < end && hash != rebuilt[(index - first) as usize] {
-                        found.push(index);
+                        found.push((index, false));
                     }
                     next = next.max(index + 1);
                 })?;
-                found.extend(next..end);
+                found.extend((next..end).map(|i| (i, true)));
             }
             differ.push(found);
         }
         let start = |id: &NodeId| id.leaves().map_or(u64::MAX, |l| l.start);
-        let mut nearest: Option<NodeId> = None;
+        let mut nearest: Option<(NodeId, bool)> = None;
         for (at, found) in differ.iter().enumerate() {
             let below = at.checked_sub(1).map(|b| &differ[b]);
             let child_differs = |index: u64| {
                 below.is_some_and(|b| {
-                    b.binary_search(&(2 * index)).is_ok()
-                        || b.binary_search(&(2 * index + 1)).is_ok()
+                    let at = |i: u64| b.binary_search_by_key(&i, |&(n, _)| n).is_ok();
+                    at(2 * index) || at(2 * index + 1)
                 })
             };
             // Ascending: the first such node of a level covers its lowest entries.
-            if let Some(&index) = found.iter().find(|&&index| !child_differs(index)) {
+            if let Some(&(index, missing)) = found.iter().find(|&&(i, _)| !child_differs(i)) {
                 let id = NodeId::new(at as u8 + 1, index);
-                if nearest.as_ref().is_none_or(|n| start(&id) < start(n)) {
-                    nearest = Some(id);
+                if nearest.as_ref().is_none_or(|(n, _)| start(&id) < start(n)) {
+                    nearest = Some((id, missing));
                 }
             }
         }
-        Ok(nearest.map(|id| {
+        Ok(nearest.map(|(id, missing)| {
             let leaves = id.leaves().unwrap_or(0..0);
-            Tamper(format!(
-                "entries {}..{} do not match stored tree node {id}: an entry in that range was reordered or replaced (first bad index {} or later)",
-                leaves.start, leaves.end, leaves.start
-            ))
+            let (a, b) = (leaves.start, leaves.end);
+            Tamper(if missing {
+                format!("stored tree node {id} (entries {a}..{b}) is missing: rows were deleted from tree_nodes")
+            } else if id.level == 1 {
+                format!(
+                    "entries {a}..{b} do not match stored tree node {id}: an entry in that range was reordered or replaced (first bad index {a} or later)"
+                )
+            } else {
+                // Its children match what the entries give, so the edit is at this node.
+                format!(
+                    "stored tree node {id} (entries {a}..{b}) differs from the hash of the stored nodes below it, which match the entries: the node was edited, or the entries were changed together with every node below it (first bad index {a} or later)"
+                )
+            })
         }))
     }
 
@@ -1281,8 +1290,22 @@ mod tests {
         let (root, mut nodes) = tree(&all);
         nodes.0.remove(&(2, 1));
         let t = audit(&all, &[note(8, root)], Some(&nodes)).expect_err("missing node");
+        assert_eq!(
+            t.0,
+            "stored tree node 2/1 (entries 4..8) is missing: rows were deleted from tree_nodes"
+        );
+    }
+
+    #[test]
+    fn an_edited_stored_node_is_named_as_the_node() {
+        let all = entries(8);
+        let (root, mut nodes) = tree(&all);
+        nodes.0.insert((2, 1), [7; 32]);
+        let t = audit(&all, &[note(8, root)], Some(&nodes)).expect_err("edited node");
         assert!(
-            t.0.starts_with("entries 4..8 do not match stored tree node"),
+            t.0.starts_with(
+                "stored tree node 2/1 (entries 4..8) differs from the hash of the stored nodes below it"
+            ),
             "{}",
             t.0
         );
