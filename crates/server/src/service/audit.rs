@@ -138,7 +138,7 @@ pub(crate) fn decode_cursor(c: &str) -> Result<u64, ApiError> {
         .decode(c)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.strip_prefix("before:").and_then(crate::extract::decimal))
+        .and_then(|s| s.strip_prefix("before:").and_then(|n| n.parse().ok()))
         .ok_or_else(|| ApiError::bad_request("cursor", "not a cursor this server issued"))
 }
 
