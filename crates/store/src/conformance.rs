@@ -773,15 +773,18 @@ pub async fn spot_checks_hold_for_the_signed_trees_and_name_what_does_not(store:
     let mut reference = Frontier::new();
     let mut roots = vec![reference.root()];
     for (b, batch_len) in [3usize, 1, 7, 2].into_iter().enumerate() {
+        // Entry 4 grants a seal and entry 11 redeems it, so the seal rows are checked too.
         let batch: Vec<NewEntry> = (0..batch_len)
-            .map(|i| {
-                decision(
+            .map(|i| match (b, i) {
+                (2, 0) => decision("s", "payment", Status::Approved, Some("spot-seal"), &t(20)),
+                (3, 0) => redemption("spot-seal", 4),
+                _ => decision(
                     "s",
                     "payment",
                     Status::Denied,
                     None,
                     &t((b * 10 + i) as u32),
-                )
+                ),
             })
             .collect();
         for e in &batch {

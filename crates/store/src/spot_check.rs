@@ -1,6 +1,6 @@
 //! Spot checks of a stored ledger against a signed tree head: one entry's bytes and
-//! inclusion, or one tree's consistency with a later one, each from stored tree nodes
-//! in O(log n) reads. `sealgate verify --sample` and the server's scheduled integrity
+//! inclusion (and the seal rows it implies), or one tree's consistency with a later
+//! one, each from stored tree nodes in O(log n) reads. `sealgate verify --sample` and the server's scheduled integrity
 //! check both use them.
 //!
 //! Each answers `Ok(None)` when the check holds, `Ok(Some(what))` naming what does not
@@ -11,10 +11,13 @@ use sealgate_ledger::{
     consistency_plan, inclusion_plan, leaf_hash, verify_consistency, verify_inclusion, Hash,
 };
 
+use sealgate_core::entry::Entry;
+
 use crate::{assemble, Store, StoreError};
 
-/// Entry `index`'s stored bytes hash to its stored leaf hash, and the stored nodes
-/// prove that leaf is entry `index` of the tree of `size` with `root`.
+/// Entry `index`'s stored bytes hash to its stored leaf hash, the stored nodes prove
+/// that leaf is entry `index` of the tree of `size` with `root`, and the seal rows the
+/// server decides redemptions by agree with it ([`check_seal_rows`]).
 pub async fn check_entry(
     store: &dyn Store,
     index: u64,
@@ -46,11 +49,61 @@ pub async fn check_entry(
         }
         Err(e) => return Err(e),
     };
-    Ok(verify_inclusion(&leaf, index, size, &proof, root)
-        .is_err()
-        .then(|| {
-            format!("entry {index}: no valid inclusion proof in the checkpointed tree of {size}")
-        }))
+    if verify_inclusion(&leaf, index, size, &proof, root).is_err() {
+        return Ok(Some(format!(
+            "entry {index}: no valid inclusion proof in the checkpointed tree of {size}"
+        )));
+    }
+    check_seal_rows(store, index, &entry.canonical).await
+}
+
+/// The seal table agrees with entry `index`: a seal it grants is recorded for its
+/// decision, and a redemption it records is the seal's. The server refuses or allows a
+/// redemption by that table, so a row deleted or added behind its back (the triggers
+/// dropped) would let a seal be used twice or refuse a good one.
+async fn check_seal_rows(
+    store: &dyn Store,
+    index: u64,
+    canonical: &[u8],
+) -> Result<Option<String>, StoreError> {
+    let entry: Entry = match serde_json::from_slice(canonical) {
+        Ok(entry) => entry,
+        Err(e) => return Ok(Some(format!("entry {index}: not a sealgate entry ({e})"))),
+    };
+    let (seal_id, decision, redeemed_by) = match &entry {
+        Entry::Decision(d) => match &d.seal {
+            Some(grant) => (&grant.seal_id, index, None),
+            None => return Ok(None),
+        },
+        Entry::ApprovalResolved(a) => match &a.seal {
+            Some(grant) => (&grant.seal_id, a.decision_index, None),
+            None => return Ok(None),
+        },
+        Entry::SealRedeemed(r) => (&r.seal_id, r.decision_index, Some(index)),
+        Entry::PolicyActivated(_) | Entry::KeyRotated(_) => return Ok(None),
+    };
+    let Some(row) = store.seal(seal_id).await? else {
+        return Ok(Some(format!(
+            "entry {index}: seal {seal_id} is not in the seal table (a row was deleted)"
+        )));
+    };
+    if row.decision_index != decision {
+        return Ok(Some(format!(
+            "entry {index}: the seal table gives seal {seal_id} to decision {}, the ledger to {decision}",
+            row.decision_index
+        )));
+    }
+    let recorded = row.redemption.as_ref().map(|r| r.index);
+    Ok(match redeemed_by {
+        Some(at) if recorded != Some(at) => Some(format!(
+            "entry {index} redeems seal {seal_id}, but the seal table {}",
+            recorded.map_or(
+                "holds no redemption of it (a row was deleted)".to_owned(),
+                |r| { format!("records its redemption at {r}") }
+            )
+        )),
+        _ => None,
+    })
 }
 
 /// The tree of `first.0` leaves with root `first.1` is a prefix of the tree of

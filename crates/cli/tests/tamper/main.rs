@@ -1000,3 +1000,37 @@ async fn verify_server_names_a_lying_failing_or_silent_server() {
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("the answer is over"), "{text}");
 }
+
+/// The seal rows the server decides redemptions by: a redemption row deleted (the
+/// seal could be used again) or a seal row deleted is caught by the spot check that
+/// `verify --sample` and the server's scheduled integrity check share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampling_catches_seal_rows_deleted_behind_the_servers_back() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let pristine = root.path().join("ledger");
+    let key = build_ledger(&pristine, 6).await;
+    let all = ["--sample", "1000"];
+    let (code, text) = verify_with(&pristine, &key, &all);
+    assert_eq!(code, 0, "{text}");
+
+    let (dir, conn) = tampered_copy(&pristine, "no-redemption");
+    let deleted = conn.execute("DELETE FROM redemptions", []).expect("delete");
+    assert_eq!(deleted, 1);
+    drop(conn);
+    let (code, text) = verify_with(&dir, &key, &all);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("holds no redemption"), "{text}");
+
+    let (dir, conn) = tampered_copy(&pristine, "no-seal");
+    let deleted = conn
+        .execute(
+            "DELETE FROM seals WHERE seal_id IN (SELECT seal_id FROM redemptions)",
+            [],
+        )
+        .expect("delete");
+    assert_eq!(deleted, 1);
+    drop(conn);
+    let (code, text) = verify_with(&dir, &key, &all);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("is not in the seal table"), "{text}");
+}
