@@ -13,7 +13,7 @@ use sealgate_ledger::{
 
 use sealgate_core::entry::Entry;
 
-use crate::{assemble, Store, StoreError};
+use crate::{assemble, Derived, Store, StoreError};
 
 /// Entry `index`'s stored bytes hash to its stored leaf hash, the stored nodes prove
 /// that leaf is entry `index` of the tree of `size` with `root`, and the seal rows the
@@ -70,17 +70,12 @@ async fn check_seal_rows(
         Ok(entry) => entry,
         Err(e) => return Ok(Some(format!("entry {index}: not a sealgate entry ({e})"))),
     };
-    let (seal_id, decision, redeemed_by) = match &entry {
-        Entry::Decision(d) => match &d.seal {
-            Some(grant) => (&grant.seal_id, index, None),
-            None => return Ok(None),
-        },
-        Entry::ApprovalResolved(a) => match &a.seal {
-            Some(grant) => (&grant.seal_id, a.decision_index, None),
-            None => return Ok(None),
-        },
-        Entry::SealRedeemed(r) => (&r.seal_id, r.decision_index, Some(index)),
-        Entry::PolicyActivated(_) | Entry::KeyRotated(_) => return Ok(None),
+    // The rows the store wrote for this entry are the ones `Derived` says it implies.
+    let derived = Derived::of(&entry);
+    let (seal_id, decision, redeemed_by) = match (&derived.seal, &entry) {
+        (Some(grant), _) => (grant.seal_id, grant.decision_index.unwrap_or(index), None),
+        (None, Entry::SealRedeemed(r)) => (r.seal_id.as_str(), r.decision_index, Some(index)),
+        (None, _) => return Ok(None),
     };
     let Some(row) = store.seal(seal_id).await? else {
         return Ok(Some(format!(
@@ -94,13 +89,13 @@ async fn check_seal_rows(
         )));
     }
     let recorded = row.redemption.as_ref().map(|r| r.index);
-    Ok(match redeemed_by {
-        Some(at) if recorded != Some(at) => Some(format!(
-            "entry {index} redeems seal {seal_id}, but the seal table {}",
-            recorded.map_or(
-                "holds no redemption of it (a row was deleted)".to_owned(),
-                |r| { format!("records its redemption at {r}") }
-            )
+    Ok(match (redeemed_by, recorded) {
+        (Some(at), Some(r)) if r != at => Some(format!(
+            "entry {index} redeems seal {seal_id}, but the seal table records its redemption at {r}"
+        )),
+        (Some(_), None) => Some(format!(
+            "entry {index} redeems seal {seal_id}, but the seal table holds no redemption of it \
+             (a row was deleted)"
         )),
         _ => None,
     })
