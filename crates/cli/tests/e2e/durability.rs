@@ -186,16 +186,8 @@ async fn a_clean_stop_signs_what_the_last_tick_did_not() {
         signed_at_start < size,
         "{signed_at_start} of {size} signed before the stop"
     );
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(term.success());
-    let stopped = Instant::now();
-    while server.is_running() && stopped.elapsed() < Duration::from_secs(30) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(!server.is_running(), "the server did not stop");
+    server.terminate();
+    assert!(server.exited().await, "the server did not stop");
     assert_eq!(
         latest_checkpoint_size(&server),
         size,

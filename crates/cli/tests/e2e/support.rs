@@ -204,6 +204,24 @@ impl Server {
         self.process.as_mut().is_some_and(Served::is_running)
     }
 
+    /// SIGTERM: asks the server to stop as an operator would.
+    pub fn terminate(&self) {
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(term.success());
+    }
+
+    /// Waits up to 30 s for the process to exit; whether it did.
+    pub async fn exited(&mut self) -> bool {
+        let since = Instant::now();
+        while self.is_running() && since.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        !self.is_running()
+    }
+
     /// SIGKILL, then reap.
     pub fn kill(&mut self) {
         self.process = None;
