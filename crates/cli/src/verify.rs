@@ -15,6 +15,7 @@
 
 mod export;
 mod refs;
+mod tables;
 
 use std::ops::{ControlFlow, Range};
 use std::path::{Path, PathBuf};
@@ -29,8 +30,8 @@ use sealgate_ledger::{
     leaf_hash, Checkpoint, Frontier, Hash, NodeId, NoteSigner, NoteVerifier, EMPTY_ROOT,
 };
 use sealgate_store::spot_check::check_entry;
-use sealgate_store::Store;
-use sealgate_store_sqlite::{LedgerScan, SqliteStore};
+use sealgate_store::{Store, StoreError};
+use sealgate_store_sqlite::{DecidingRow, DecidingTable, LedgerScan, SqliteStore};
 use serde_json::{json, Value};
 
 use self::export::ExportFile;
@@ -528,13 +529,14 @@ async fn full(
             if let Err(t) = log.check(&mut audit).await? {
                 return Ok(Err(t));
             }
-            Ok(audit.finish())
+            Ok(audit.finish(None)?)
         }
     }
 }
 
-/// Stored tree nodes, for sources that keep them.
-trait StoredNodes {
+/// What a source stores beside the entries: tree nodes, and the tables the server
+/// decides by.
+trait Stored {
     /// Hands the stored nodes on `level` with index in `range` to `each`, in index order.
     fn level(
         &self,
@@ -542,9 +544,21 @@ trait StoredNodes {
         range: Range<u64>,
         each: &mut dyn FnMut(u64, &[u8]),
     ) -> anyhow::Result<()>;
+
+    /// Hands the rows of `table` for the entries below `size` to `each` as
+    /// [`LedgerScan::deciding_rows`] does; `false` when the source keeps no such table.
+    fn deciding_rows(
+        &self,
+        _table: DecidingTable,
+        _size: u64,
+        _by_index: bool,
+        _each: &mut dyn FnMut(u64, DecidingRow<'_>) -> ControlFlow<()>,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
-impl StoredNodes for LedgerScan {
+impl Stored for LedgerScan {
     fn level(
         &self,
         level: u8,
@@ -552,6 +566,17 @@ impl StoredNodes for LedgerScan {
         each: &mut dyn FnMut(u64, &[u8]),
     ) -> anyhow::Result<()> {
         Ok(self.nodes(level, range, each)?)
+    }
+
+    fn deciding_rows(
+        &self,
+        table: DecidingTable,
+        size: u64,
+        by_index: bool,
+        each: &mut dyn FnMut(u64, DecidingRow<'_>) -> ControlFlow<()>,
+    ) -> Result<bool, StoreError> {
+        LedgerScan::deciding_rows(self, table, size, by_index, each)?;
+        Ok(true)
     }
 }
 
@@ -708,7 +733,7 @@ impl Audit {
     /// Checks the entries `feed` hands over, in order, until one is bad; then finishes.
     fn run_feed(
         mut self,
-        nodes: Option<&dyn StoredNodes>,
+        nodes: Option<&dyn Stored>,
         feed: impl FnOnce(&mut dyn FnMut(u64, &[u8], &[u8]) -> ControlFlow<()>) -> anyhow::Result<()>,
     ) -> anyhow::Result<Result<Value, Tamper>> {
         let mut outcome = Ok(Ok(()));
@@ -725,7 +750,7 @@ impl Audit {
         if let Err(b) = outcome? {
             return Ok(Err(self.report(b)));
         }
-        Ok(self.finish())
+        self.finish(nodes)
     }
 
     /// Streams the entries out of a SQLite snapshot, on this thread alone.
@@ -743,7 +768,7 @@ impl Audit {
     /// when the reader is done, before anything is reported.
     fn run_pipelined(
         mut self,
-        nodes: Option<&dyn StoredNodes>,
+        nodes: Option<&dyn Stored>,
         feed: impl FnOnce(&mut dyn FnMut(u64, &[u8], &[u8]) -> ControlFlow<()>) -> anyhow::Result<()>
             + Send,
     ) -> anyhow::Result<Result<Value, Tamper>> {
@@ -814,7 +839,7 @@ impl Audit {
                 return Ok(Err(self.report(b)));
             }
             fed?;
-            Ok(self.finish())
+            self.finish(nodes)
         })
     }
 
@@ -830,7 +855,7 @@ impl Audit {
     fn run_entries(
         self,
         entries: &[sealgate_store::StoredEntry],
-        nodes: Option<&dyn StoredNodes>,
+        nodes: Option<&dyn Stored>,
     ) -> anyhow::Result<Result<Value, Tamper>> {
         self.run_feed(nodes, |each| {
             for e in entries {
@@ -850,7 +875,7 @@ impl Audit {
         canonical: &[u8],
         stored_leaf: &[u8],
         leaf: Hash,
-        nodes: Option<&dyn StoredNodes>,
+        nodes: Option<&dyn Stored>,
     ) -> anyhow::Result<Result<(), Break>> {
         match self.entry(index, canonical, stored_leaf, leaf) {
             Err(t) => Ok(Err(Break(t))),
@@ -944,7 +969,7 @@ impl Audit {
 
     /// Compares the chunk's nodes with the stored ones, then reports a checkpoint
     /// mismatch (a stored node pinpoints a break better).
-    fn end_chunk(&mut self, stored: Option<&dyn StoredNodes>) -> anyhow::Result<Result<(), Break>> {
+    fn end_chunk(&mut self, stored: Option<&dyn Stored>) -> anyhow::Result<Result<(), Break>> {
         if let Some(stored) = stored {
             if let Some(t) = self.compare_nodes(stored)? {
                 return Ok(Err(Break(t)));
@@ -964,7 +989,7 @@ impl Audit {
     /// edit that made it differ: an edit changes every node above it, so among the
     /// nodes that differ while their children agree (or that sit on the leaves), the
     /// one covering the lowest entries.
-    fn compare_nodes(&self, stored: &dyn StoredNodes) -> anyhow::Result<Option<Tamper>> {
+    fn compare_nodes(&self, stored: &dyn Stored) -> anyhow::Result<Option<Tamper>> {
         // Per level from 1, ascending: the nodes that differ, and whether each is missing.
         let mut differ: Vec<Vec<(u64, bool)>> = Vec::with_capacity(self.nodes.len());
         for (at, (first, rebuilt)) in self.nodes.iter().enumerate() {
@@ -1020,29 +1045,42 @@ impl Audit {
         }))
     }
 
-    /// After the last entry: all there, or which are missing; then the summary.
-    fn finish(self) -> Result<Value, Tamper> {
+    /// After the last entry: all there, or which are missing; the cross-references;
+    /// the deciding tables `stored` keeps against what the entries imply; then the
+    /// summary.
+    fn finish(self, stored: Option<&dyn Stored>) -> anyhow::Result<Result<Value, Tamper>> {
         let present = self.frontier.size();
         if present < self.size {
-            return Err(self.structural(Tamper(format!(
+            return Ok(Err(self.structural(Tamper(format!(
                 "entries {present}..{} are missing: the ledger declares {} but holds {present}",
                 self.size, self.size
-            ))));
+            )))));
         }
-        let totals = self.refs.check_on(u64::MAX, self.threads)?;
+        let totals = match self.refs.check_on(u64::MAX, self.threads) {
+            Ok(totals) => totals,
+            Err(t) => return Ok(Err(t)),
+        };
+        let tables = match stored {
+            Some(stored) => match tables::compare(&self.refs, stored, self.size)? {
+                Some(Err(t)) => return Ok(Err(t)),
+                Some(Ok(compared)) => Some(compared),
+                None => None,
+            },
+            None => None,
+        };
         // Entries beyond the last signed checkpoint are consistent but not yet vouched
         // for (the next checkpoint will cover them); a ledger no checkpoint covers at
         // all could have been written by anyone.
         let anchored = self.checkpoints.iter().map(|c| c.0).max().unwrap_or(0);
         if self.size > 0 && anchored == 0 {
-            return Err(Tamper(format!(
+            return Ok(Err(Tamper(format!(
                 "no signed checkpoint covers any of the {} entries: nothing vouches for them \
                  (checkpoints removed, an export without them, or a server stopped before its first \
                  checkpoint: starting it once signs one; or pass --checkpoint with one you hold)",
                 self.size
-            )));
+            ))));
         }
-        Ok(json!({
+        let mut summary = json!({
             "ok": true,
             "entries": self.size,
             "anchored_entries": anchored,
@@ -1052,7 +1090,11 @@ impl Audit {
             "seals": totals.seals,
             "redemptions": totals.redemptions,
             "key": self.key,
-        }))
+        });
+        if let Some(compared) = tables {
+            summary["tables"] = json!(compared);
+        }
+        Ok(Ok(summary))
     }
 
     /// A structural break `t` in the current chunk, unless the cross-references of
@@ -1173,7 +1215,7 @@ mod tests {
     #[derive(Default)]
     struct Nodes(HashMap<(u8, u64), Hash>);
 
-    impl StoredNodes for Nodes {
+    impl Stored for Nodes {
         fn level(
             &self,
             level: u8,
@@ -1196,7 +1238,7 @@ mod tests {
     ) -> Result<Value, Tamper> {
         let verifier = signer().verifier();
         let audit = Audit::new(notes, &verifier, None, entries.len() as u64, false)?;
-        let nodes = nodes.map(|n| n as &dyn StoredNodes);
+        let nodes = nodes.map(|n| n as &dyn Stored);
         audit
             .run_entries(entries, nodes)
             .expect("no storage errors")

@@ -27,7 +27,7 @@ use tracing::instrument;
 
 use crate::audit::PendingDecision;
 use crate::pool::Pool;
-pub use crate::scan::LedgerScan;
+pub use crate::scan::{DecidingRow, DecidingTable, LedgerScan};
 
 /// The SQLite store. Cheap to clone (shared handles).
 #[derive(Clone)]

@@ -122,6 +122,142 @@ impl LedgerScan {
     }
 }
 
+/// The tables the server decides by: whether a seal exists (`seals`) and is spent
+/// (`redemptions`), whether a decision was answered (`resolutions`), which policy is
+/// active (`policy_activations`). Each row belongs to the entry that implies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecidingTable {
+    Seals,
+    Redemptions,
+    Resolutions,
+    PolicyActivations,
+}
+
+impl DecidingTable {
+    pub const ALL: [DecidingTable; 4] = [
+        DecidingTable::Seals,
+        DecidingTable::Redemptions,
+        DecidingTable::Resolutions,
+        DecidingTable::PolicyActivations,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DecidingTable::Seals => "seals",
+            DecidingTable::Redemptions => "redemptions",
+            DecidingTable::Resolutions => "resolutions",
+            DecidingTable::PolicyActivations => "policy_activations",
+        }
+    }
+
+    /// The entry index, then the columns the server decides by.
+    fn select(self) -> &'static str {
+        match self {
+            DecidingTable::Seals => "SELECT idx, seal_id, decision_idx FROM seals WHERE idx < ?1",
+            DecidingTable::Redemptions => "SELECT idx, seal_id FROM redemptions WHERE idx < ?1",
+            DecidingTable::Resolutions => {
+                "SELECT idx, decision_idx, approved, seal_id FROM resolutions WHERE idx < ?1"
+            }
+            DecidingTable::PolicyActivations => {
+                "SELECT idx, version FROM policy_activations WHERE idx < ?1"
+            }
+        }
+    }
+}
+
+/// A row of a [`DecidingTable`], the columns the server decides by, borrowed from
+/// SQLite for the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecidingRow<'r> {
+    Seal {
+        seal_id: &'r str,
+        decision_index: u64,
+    },
+    Redemption {
+        seal_id: &'r str,
+    },
+    Resolution {
+        decision_index: u64,
+        approved: bool,
+        seal_id: Option<&'r str>,
+    },
+    Activation {
+        version: &'r str,
+    },
+}
+
+impl LedgerScan {
+    /// Hands the rows of `table` that belong to the entries below `size` to `each`, as
+    /// `(entry index, row)`, until it breaks: in storage order, which is entry order
+    /// for rows sealgate wrote (no sort, no copy), or with `by_index` sorted by entry.
+    /// A value of a type sealgate never writes there is [`StoreError::Corrupt`].
+    pub fn deciding_rows(
+        &self,
+        table: DecidingTable,
+        size: u64,
+        by_index: bool,
+        mut each: impl FnMut(u64, DecidingRow<'_>) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let sql = if by_index {
+            format!("{} ORDER BY idx", table.select())
+        } else {
+            table.select().to_owned()
+        };
+        let in_table = |what: String| {
+            StoreError::Corrupt(format!(
+                "the {} table: {what} (changed outside sealgate)",
+                table.name()
+            ))
+        };
+        let mut stmt = self.conn.prepare(&sql).map_err(map_err)?;
+        let mut rows = stmt.query([clamp(size)]).map_err(map_err)?;
+        while let Some(row) = rows.next().map_err(map_err)? {
+            let column = |at: usize| row.get_ref(at).map_err(map_err);
+            let index = |at: usize| -> Result<u64, StoreError> {
+                let value = column(at)?;
+                value
+                    .as_i64()
+                    .ok()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .ok_or_else(|| {
+                        in_table(format!("column {at} holds {value:?}, not an entry index"))
+                    })
+            };
+            let text = |at: usize| -> Result<&str, StoreError> {
+                let value = column(at)?;
+                value.as_str().map_err(|_| {
+                    in_table(format!("column {at} holds {}, not text", value.data_type()))
+                })
+            };
+            let at = index(0)?;
+            let read = match table {
+                DecidingTable::Seals => DecidingRow::Seal {
+                    seal_id: text(1)?,
+                    decision_index: index(2)?,
+                },
+                DecidingTable::Redemptions => DecidingRow::Redemption { seal_id: text(1)? },
+                DecidingTable::Resolutions => DecidingRow::Resolution {
+                    decision_index: index(1)?,
+                    approved: match column(2)?.as_i64() {
+                        Ok(0) => false,
+                        Ok(1) => true,
+                        _ => return Err(in_table("approved is neither 0 nor 1".into())),
+                    },
+                    seal_id: match column(3)? {
+                        rusqlite::types::ValueRef::Null => None,
+                        _ => Some(text(3)?),
+                    },
+                },
+                DecidingTable::PolicyActivations => DecidingRow::Activation { version: text(1)? },
+            };
+            if each(at, read).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn clamp(index: u64) -> i64 {
     index.min(i64::MAX as u64) as i64
 }

@@ -41,6 +41,8 @@ struct Refs<'a> {
     decision_index: Option<u64>,
     #[serde(borrow)]
     decision_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    version: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, PartialEq, Eq, serde::Deserialize)]
@@ -105,8 +107,18 @@ pub(super) struct CrossRefs {
     keys: RandomState,
     /// Index and decision id of the decisions pending approval, ascending by index.
     pending: Vec<(u64, Box<str>)>,
-    /// (index, decision_index) of every approval, ascending by index.
-    resolutions: Vec<(u64, u64, Box<str>)>,
+    /// Every approval, ascending by index.
+    resolutions: Vec<Resolution>,
+    /// (index, version) of every policy activation, ascending by index.
+    activations: Vec<(u64, Box<str>)>,
+}
+
+/// An approval entry's answer.
+struct Resolution {
+    index: u64,
+    decision: u64,
+    decision_id: Box<str>,
+    approved: bool,
 }
 
 impl CrossRefs {
@@ -257,15 +269,16 @@ impl CrossRefs {
     /// The lowest approval below `before` that answers something other than an earlier
     /// decision pending approval, or answers one a second time.
     fn resolution_problem(&self, before: u64) -> Option<(u64, Tamper)> {
-        let resolutions = &self.resolutions[..self.resolutions.partition_point(|r| r.0 < before)];
+        let resolutions =
+            &self.resolutions[..self.resolutions.partition_point(|r| r.index < before)];
         let mut lowest: Option<(u64, Tamper)> = None;
         let mut note = |index: u64, what: String| {
             if lowest.as_ref().is_none_or(|(l, _)| index < *l) {
                 lowest = Some((index, Tamper(format!("entry {index}: {what}"))));
             }
         };
-        for (index, decision, id) in resolutions {
-            let (index, decision) = (*index, *decision);
+        for r in resolutions {
+            let (index, decision, id) = (r.index, r.decision, &r.decision_id);
             let pending = match self.pending.binary_search_by_key(&decision, |p| p.0) {
                 Ok(at) if decision < index => &self.pending[at].1,
                 _ => {
@@ -284,7 +297,7 @@ impl CrossRefs {
             }
         }
         let mut by_decision: Vec<(u64, u64)> =
-            resolutions.iter().map(|&(i, d, _)| (d, i)).collect();
+            resolutions.iter().map(|r| (r.decision, r.index)).collect();
         by_decision.sort_unstable();
         for pair in by_decision.windows(2) {
             let ((decision, first), (same, again)) = (pair[0], pair[1]);
@@ -351,6 +364,48 @@ impl CrossRefs {
         }
     }
 
+    /// Every seal granted, as `(entry, decision, seal id)`, in entry order.
+    pub(super) fn grants(&self) -> impl Iterator<Item = (u64, u64, &str)> + Clone + '_ {
+        self.claims.iter().filter_map(|c| match &c.claim {
+            Claim::Grant { seal, decision } => Some((c.index, *decision, &self.ids[seal.clone()])),
+            _ => None,
+        })
+    }
+
+    /// Every redemption, as `(entry, seal id)`, in entry order.
+    pub(super) fn redemptions(&self) -> impl Iterator<Item = (u64, &str)> + Clone + '_ {
+        self.claims.iter().filter_map(|c| match &c.claim {
+            Claim::Redeem { seal, .. } => Some((c.index, &self.ids[seal.clone()])),
+            _ => None,
+        })
+    }
+
+    /// Every approval, as `(entry, decision, approved, the seal it grants)`, in entry
+    /// order.
+    pub(super) fn resolutions(
+        &self,
+    ) -> impl Iterator<Item = (u64, u64, bool, Option<&str>)> + Clone + '_ {
+        self.resolutions.iter().map(|r| {
+            let at = self.claims.partition_point(|c| c.index < r.index);
+            let seal = match self.claims.get(at) {
+                Some(Recorded {
+                    index,
+                    claim: Claim::Grant { seal, .. },
+                    ..
+                }) if *index == r.index => Some(&self.ids[seal.clone()]),
+                _ => None,
+            };
+            (r.index, r.decision, r.approved, seal)
+        })
+    }
+
+    /// Every policy activation, as `(entry, version)`, in entry order.
+    pub(super) fn activations(&self) -> impl Iterator<Item = (u64, &str)> + Clone + '_ {
+        self.activations
+            .iter()
+            .map(|(index, version)| (*index, &**version))
+    }
+
     /// Keeps `seal_id` for the claims and names where it is.
     fn keep(&mut self, seal_id: &str) -> Range<usize> {
         let start = self.ids.len();
@@ -385,11 +440,17 @@ impl CrossRefs {
             "approval_resolved" => {
                 let decision = r.decision_index.ok_or_else(|| bad("decision_index"))?;
                 let id = r.decision_id.as_deref().ok_or_else(|| bad("decision_id"))?;
-                self.resolutions.push((index, decision, id.into()));
+                let approved = r.approved.ok_or_else(|| bad("approved"))?;
+                self.resolutions.push(Resolution {
+                    index,
+                    decision,
+                    decision_id: id.into(),
+                    approved,
+                });
                 let Some(seal) = &r.seal else {
                     return Ok(Claim::None);
                 };
-                if r.approved != Some(true) {
+                if !approved {
                     return Err(Tamper(format!(
                         "entry {index}: grants seal {} for a refused approval",
                         seal.seal_id
@@ -408,7 +469,12 @@ impl CrossRefs {
                     decision,
                 })
             }
-            "policy_activated" | "key_rotated" => Ok(Claim::None),
+            "policy_activated" => {
+                let version = r.version.as_deref().ok_or_else(|| bad("version"))?;
+                self.activations.push((index, version.into()));
+                Ok(Claim::None)
+            }
+            "key_rotated" => Ok(Claim::None),
             other => Err(Tamper(format!("entry {index}: unknown kind {other:?}"))),
         }
     }
@@ -427,10 +493,13 @@ impl CrossRefs {
             Entry::Decision(d) if d.status == Status::PendingApproval => {
                 self.pending.push((index, d.decision_id.as_str().into()))
             }
-            Entry::ApprovalResolved(a) => {
-                self.resolutions
-                    .push((index, a.decision_index, a.decision_id.as_str().into()))
-            }
+            Entry::ApprovalResolved(a) => self.resolutions.push(Resolution {
+                index,
+                decision: a.decision_index,
+                decision_id: a.decision_id.as_str().into(),
+                approved: a.approved,
+            }),
+            Entry::PolicyActivated(p) => self.activations.push((index, p.version.as_str().into())),
             _ => {}
         }
         match entry {
@@ -473,7 +542,7 @@ impl CrossRefs {
 /// Skipped values are checked as serde_json checks values it ignores.
 fn scan(b: &[u8]) -> Option<Refs<'_>> {
     let mut refs = Refs::default();
-    let mut seen = [false; 7];
+    let mut seen = [false; 8];
     let mut i = 1;
     if *b.first()? != b'{' {
         return None;
@@ -489,12 +558,13 @@ fn scan(b: &[u8]) -> Option<Refs<'_>> {
             b"seal_id" => 4,
             b"decision_index" => 5,
             b"decision_id" => 6,
+            b"version" => 7,
             _ => {
                 i = skip_value(b, i)?;
-                7
+                8
             }
         };
-        if member < 7 {
+        if member < 8 {
             if std::mem::replace(&mut seen[member], true) {
                 return None;
             }
@@ -509,7 +579,8 @@ fn scan(b: &[u8]) -> Option<Refs<'_>> {
                 3 => or_null(b, i, grant, &mut refs.seal)?,
                 4 => or_null(b, i, plain_str, &mut refs.seal_id)?,
                 5 => or_null(b, i, index, &mut refs.decision_index)?,
-                _ => or_null(b, i, plain_str, &mut refs.decision_id)?,
+                6 => or_null(b, i, plain_str, &mut refs.decision_id)?,
+                _ => or_null(b, i, plain_str, &mut refs.version)?,
             };
         }
         match *b.get(i)? {

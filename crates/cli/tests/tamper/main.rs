@@ -1034,3 +1034,146 @@ async fn sampling_catches_seal_rows_deleted_behind_the_servers_back() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("is not in the seal table"), "{text}");
 }
+
+/// Starts a server on the ledger in `dir` again and has an approver approve a decision
+/// that policy sent for approval, so the ledger holds a resolution and its seal.
+async fn approve_one(dir: &Path) {
+    let server = start(dir).await;
+    let admin = std::fs::read_to_string(dir.join("admin-token"))
+        .expect("admin token")
+        .trim()
+        .to_owned();
+    let token = |v: Value| v["token"].as_str().expect("token").to_owned();
+    let agent = token(post(&server.base, "/v1/keys", &admin, json!({"role": "agent"})).await);
+    let approver = token(
+        post(
+            &server.base,
+            "/v1/keys",
+            &admin,
+            json!({"role": "approver"}),
+        )
+        .await,
+    );
+    let d = post(
+        &server.base,
+        "/v1/manifest/validate",
+        &agent,
+        json!({"manifest": {"agent_id": "drill", "org_id": "acme", "provider": "stripe", "method": "payment",
+                            "parameters": {"amount": 120}, "environment": "production",
+                            "confidence_score": 0.3}}),
+    )
+    .await;
+    assert_eq!(d["status"], json!("pending_approval"), "{d}");
+    let id = d["decision_id"].as_str().expect("decision_id");
+    let a = post(
+        &server.base,
+        &format!("/v1/approvals/{id}/approve"),
+        &approver,
+        json!({"reason": "called the customer"}),
+    )
+    .await;
+    assert_eq!(a["approved"], json!(true), "{a}");
+    tokio::time::sleep(Duration::from_millis(300)).await; // a checkpoint covers everything
+}
+
+/// Edits a copy of the ledger; names the table and the entry verify must report.
+type Drill = fn(&Connection) -> (&'static str, i64);
+
+/// The first column of the first row `sql` selects.
+fn at(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).expect("index")
+}
+
+/// The rows the server decides by (is this seal spent, was this decision answered,
+/// which policy is active) changed with the ledger left alone: the full check holds
+/// every row to the entries, on one thread and on two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_holds_the_deciding_tables_to_the_ledger() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let pristine = root.path().join("ledger");
+    let key = build_ledger(&pristine, 6).await;
+    approve_one(&pristine).await;
+    let (code, text) = verify(&pristine, &key);
+    assert_eq!(code, 0, "{text}");
+    let summary: Value = serde_json::from_str(&text).expect("summary");
+    assert_eq!(
+        summary["tables"],
+        json!({"seals": summary["seals"], "redemptions": 1, "resolutions": 1, "policy_activations": 1}),
+        "{text}"
+    );
+
+    // Each drill: what it does to the copy, then what verify must name.
+    // `(name, tamper)`; `tamper` edits the copy and says which table and entry.
+    let drills: [(&str, Drill); 6] = [
+        ("redemption-deleted", |c| {
+            let i = at(c, "SELECT idx FROM redemptions");
+            c.execute("DELETE FROM redemptions", []).expect("delete");
+            ("the redemptions table", i)
+        }),
+        ("resolution-deleted", |c| {
+            let i = at(c, "SELECT idx FROM resolutions");
+            c.execute("DELETE FROM resolutions", []).expect("delete");
+            ("the resolutions table", i)
+        }),
+        ("resolution-refused", |c| {
+            let i = at(c, "SELECT idx FROM resolutions");
+            c.execute(
+                "UPDATE resolutions SET approved = 0, seal_id = NULL, expires_at = NULL",
+                [],
+            )
+            .expect("update");
+            ("the resolutions table", i)
+        }),
+        ("seal-moved", |c| {
+            let i = at(c, "SELECT MIN(idx) FROM seals");
+            c.execute(
+                "UPDATE seals SET decision_idx = decision_idx + 1 WHERE idx = ?1",
+                [i],
+            )
+            .expect("update");
+            ("the seals table", i)
+        }),
+        ("seal-forged", |c| {
+            let i = at(c, "SELECT MIN(idx) FROM decisions WHERE status = 'denied'");
+            c.execute(
+                "INSERT INTO seals (seal_id, idx, decision_idx, expires_at) VALUES ('seal_forged', ?1, ?1, '2099-01-01T00:00:00Z')",
+                [i],
+            )
+            .expect("insert");
+            ("the seals table", i)
+        }),
+        ("policy-forged", |c| {
+            let i = at(c, "SELECT MIN(idx) FROM decisions");
+            c.execute(
+                "INSERT INTO policy_activations (idx, version) VALUES (?1, 'forged')",
+                [i],
+            )
+            .expect("insert");
+            ("the policy_activations table", i)
+        }),
+    ];
+    for (name, drill) in drills {
+        let (dir, conn) = tampered_copy(&pristine, name);
+        let (table, index) = drill(&conn);
+        drop(conn);
+        let named = format!("{table}, at entry {index}:");
+        for threads in [&[][..], &["--one-thread"][..]] {
+            let (code, text) = verify_with(&dir, &key, threads);
+            assert_eq!(code, 1, "{name} {threads:?}: {text}");
+            assert!(
+                text.contains(&named),
+                "{name} {threads:?}: {named:?} in {text}"
+            );
+            assert!(text.contains("behind the server's back"), "{name}: {text}");
+        }
+    }
+
+    // A value of a type sealgate never writes there is tampering too, named by table.
+    let (dir, conn) = tampered_copy(&pristine, "seal-id-blob");
+    conn.execute("UPDATE redemptions SET seal_id = x'00'", [])
+        .expect("update");
+    drop(conn);
+    let (code, text) = verify(&dir, &key);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("the redemptions table:"), "{text}");
+}

@@ -1,0 +1,324 @@
+//! The tables the server decides by, held to the ledger. A seal is redeemable while
+//! `seals` holds it and `redemptions` does not; a pending decision can be answered
+//! while `resolutions` has no row for it; the active policy is the last row of
+//! `policy_activations`. The store writes those rows in the transaction of the entry
+//! that implies them, so someone with the database file who drops the triggers could
+//! delete a redemption (the seal works again), a resolution (the decision can be
+//! answered twice) or add an activation (another policy decides, and no entry says
+//! so) without touching the ledger. The full check compares every row with what the
+//! entries imply, after the entries themselves have passed.
+
+use std::ops::ControlFlow;
+
+use sealgate_store::StoreError;
+use sealgate_store_sqlite::{DecidingRow, DecidingTable};
+use serde::Serialize;
+
+use super::refs::CrossRefs;
+use super::{Stored, Tamper};
+
+/// Rows compared, per table.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub(super) struct Compared {
+    seals: usize,
+    redemptions: usize,
+    resolutions: usize,
+    policy_activations: usize,
+}
+
+/// Every row `stored` keeps for the entries below `size` is one that an entry checked
+/// in `refs` implies, and every row an entry implies is there; otherwise the
+/// difference at the lowest entry. `None` when `stored` keeps no such tables.
+pub(super) fn compare(
+    refs: &CrossRefs,
+    stored: &dyn Stored,
+    size: u64,
+) -> Result<Option<Result<Compared, Tamper>>, StoreError> {
+    let mut compared = Compared::default();
+    let mut lowest: Option<(u64, Tamper)> = None;
+    for table in DecidingTable::ALL {
+        let outcome = match table {
+            DecidingTable::Seals => in_table(
+                table,
+                refs.grants().map(|(i, decision_index, seal_id)| {
+                    (
+                        i,
+                        DecidingRow::Seal {
+                            seal_id,
+                            decision_index,
+                        },
+                    )
+                }),
+                stored,
+                size,
+            )?,
+            DecidingTable::Redemptions => in_table(
+                table,
+                refs.redemptions()
+                    .map(|(i, seal_id)| (i, DecidingRow::Redemption { seal_id })),
+                stored,
+                size,
+            )?,
+            DecidingTable::Resolutions => in_table(
+                table,
+                refs.resolutions()
+                    .map(|(i, decision_index, approved, seal_id)| {
+                        (
+                            i,
+                            DecidingRow::Resolution {
+                                decision_index,
+                                approved,
+                                seal_id,
+                            },
+                        )
+                    }),
+                stored,
+                size,
+            )?,
+            DecidingTable::PolicyActivations => in_table(
+                table,
+                refs.activations()
+                    .map(|(i, version)| (i, DecidingRow::Activation { version })),
+                stored,
+                size,
+            )?,
+        };
+        let Some(outcome) = outcome else {
+            return Ok(None);
+        };
+        match outcome {
+            Ok(rows) => match table {
+                DecidingTable::Seals => compared.seals = rows,
+                DecidingTable::Redemptions => compared.redemptions = rows,
+                DecidingTable::Resolutions => compared.resolutions = rows,
+                DecidingTable::PolicyActivations => compared.policy_activations = rows,
+            },
+            Err((index, t)) => {
+                if lowest.as_ref().is_none_or(|(l, _)| index < *l) {
+                    lowest = Some((index, t));
+                }
+            }
+        }
+    }
+    Ok(Some(lowest.map_or(Ok(compared), |(_, t)| Err(t))))
+}
+
+/// One table's rows compared, or its first difference: the entry and what differs.
+type Held = Result<usize, (u64, Tamper)>;
+
+/// Holds one table to the rows the entries imply (`implied`, ascending by entry):
+/// the rows compared, or the first difference. Rows are streamed in storage order,
+/// which is entry order as sealgate writes them; a table out of that order, or one
+/// that differs, is read again sorted by entry, and that reading decides.
+fn in_table<'a>(
+    table: DecidingTable,
+    implied: impl Iterator<Item = (u64, DecidingRow<'a>)> + Clone,
+    stored: &dyn Stored,
+    size: u64,
+) -> Result<Option<Held>, StoreError> {
+    for by_index in [false, true] {
+        let mut merge = Merge {
+            table,
+            implied: implied.clone().peekable(),
+            last: None,
+            rows: 0,
+            found: None,
+            unordered: false,
+        };
+        if !stored.deciding_rows(table, size, by_index, &mut |index, row| {
+            merge.row(index, row)
+        })? {
+            return Ok(None);
+        }
+        let settled = by_index || (!merge.unordered && merge.found.is_none());
+        if settled {
+            return Ok(Some(merge.end()));
+        }
+    }
+    unreachable!("the sorted reading settles it")
+}
+
+/// A walk through one table's rows beside the rows the entries imply.
+struct Merge<'a, I: Iterator<Item = (u64, DecidingRow<'a>)>> {
+    table: DecidingTable,
+    implied: std::iter::Peekable<I>,
+    /// The entry of the row before.
+    last: Option<u64>,
+    rows: usize,
+    found: Option<(u64, Tamper)>,
+    /// A row came before one of a lower entry: the walk proves nothing.
+    unordered: bool,
+}
+
+impl<'a, I: Iterator<Item = (u64, DecidingRow<'a>)>> Merge<'a, I> {
+    fn row(&mut self, index: u64, got: DecidingRow<'_>) -> ControlFlow<()> {
+        if self.last.is_some_and(|last| index < last) {
+            self.unordered = true;
+            return ControlFlow::Break(());
+        }
+        self.last = Some(index);
+        self.rows += 1;
+        // Rows the entries imply below this one's entry are missing.
+        if let Some(&(i, want)) = self.implied.peek() {
+            if i < index {
+                return self.found(i, format!(
+                    "the entry implies a row ({}) but there is none: a row was deleted behind the server's back",
+                    show(&want)
+                ));
+            }
+        }
+        match self.implied.peek() {
+            Some(&(i, want)) if i == index => {
+                self.implied.next();
+                if want != got {
+                    return self.found(index, format!(
+                        "the row says {} where the entry implies {}: a row was changed behind the server's back",
+                        show(&got),
+                        show(&want)
+                    ));
+                }
+                ControlFlow::Continue(())
+            }
+            _ => self.found(index, format!(
+                "a row ({}) that the entry does not imply: a row was added behind the server's back",
+                show(&got)
+            )),
+        }
+    }
+
+    fn found(&mut self, index: u64, what: String) -> ControlFlow<()> {
+        let table = self.table.name();
+        self.found = Some((
+            index,
+            Tamper(format!("the {table} table, at entry {index}: {what}")),
+        ));
+        ControlFlow::Break(())
+    }
+
+    /// After the last row: rows the entries imply that never came are missing.
+    fn end(mut self) -> Held {
+        if self.found.is_none() {
+            if let Some((i, want)) = self.implied.next() {
+                let _ = self.found(i, format!(
+                    "the entry implies a row ({}) but there is none: a row was deleted behind the server's back",
+                    show(&want)
+                ));
+            }
+        }
+        self.found.map_or(Ok(self.rows), Err)
+    }
+}
+
+fn show(row: &DecidingRow<'_>) -> String {
+    match row {
+        DecidingRow::Seal {
+            seal_id,
+            decision_index,
+        } => {
+            format!("seal {seal_id} for decision {decision_index}")
+        }
+        DecidingRow::Redemption { seal_id } => format!("redemption of seal {seal_id}"),
+        DecidingRow::Resolution {
+            decision_index,
+            approved,
+            seal_id,
+        } => {
+            let answer = if *approved { "approved" } else { "refused" };
+            match seal_id {
+                Some(id) => format!("decision {decision_index} {answer}, granting seal {id}"),
+                None => format!("decision {decision_index} {answer}, granting no seal"),
+            }
+        }
+        DecidingRow::Activation { version } => format!("activation of policy {version}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Range;
+
+    use super::*;
+
+    /// A table of redemptions, in the storage order given.
+    struct Rows(Vec<(u64, &'static str)>);
+
+    impl Stored for Rows {
+        fn level(&self, _: u8, _: Range<u64>, _: &mut dyn FnMut(u64, &[u8])) -> anyhow::Result<()> {
+            Ok(())
+        }
+
+        fn deciding_rows(
+            &self,
+            _: DecidingTable,
+            size: u64,
+            by_index: bool,
+            each: &mut dyn FnMut(u64, DecidingRow<'_>) -> ControlFlow<()>,
+        ) -> Result<bool, StoreError> {
+            let mut rows: Vec<_> = self.0.iter().filter(|r| r.0 < size).collect();
+            if by_index {
+                rows.sort_by_key(|r| r.0);
+            }
+            for &&(index, seal_id) in &rows {
+                if each(index, DecidingRow::Redemption { seal_id }).is_break() {
+                    break;
+                }
+            }
+            Ok(true)
+        }
+    }
+
+    fn differ(
+        implied: &[(u64, &'static str)],
+        rows: &[(u64, &'static str)],
+    ) -> Result<usize, (u64, String)> {
+        let implied = implied
+            .iter()
+            .map(|&(i, seal_id)| (i, DecidingRow::Redemption { seal_id }));
+        in_table(
+            DecidingTable::Redemptions,
+            implied,
+            &Rows(rows.to_vec()),
+            100,
+        )
+        .expect("read")
+        .expect("kept")
+        .map_err(|(i, t)| (i, t.0))
+    }
+
+    #[test]
+    fn the_first_difference_is_named_at_its_entry() {
+        assert_eq!(differ(&[(1, "a"), (4, "b")], &[(1, "a"), (4, "b")]), Ok(2));
+        assert_eq!(differ(&[], &[]), Ok(0));
+        // Stored out of entry order (a row deleted and put back): read again, sorted.
+        assert_eq!(differ(&[(1, "a"), (4, "b")], &[(4, "b"), (1, "a")]), Ok(2));
+        let (at, what) = differ(&[(1, "a"), (4, "b")], &[(1, "a")]).expect_err("missing");
+        assert_eq!(at, 4);
+        assert!(
+            what.contains("implies a row (redemption of seal b) but there is none"),
+            "{what}"
+        );
+        let (at, what) = differ(&[(1, "a"), (4, "b")], &[(4, "b")]).expect_err("missing first");
+        assert_eq!(at, 1, "{what}");
+        let (at, what) = differ(&[(4, "b")], &[(2, "x"), (4, "b")]).expect_err("added");
+        assert_eq!(at, 2);
+        assert!(
+            what.contains("a row (redemption of seal x) that the entry does not imply"),
+            "{what}"
+        );
+        let (at, what) = differ(&[(4, "b")], &[(4, "c")]).expect_err("changed");
+        assert_eq!(at, 4);
+        assert!(
+            what.contains("says redemption of seal c where the entry implies redemption of seal b"),
+            "{what}"
+        );
+        // Two rows for one entry: the second is one no entry implies.
+        let (at, what) = differ(&[(4, "b")], &[(4, "b"), (4, "b")]).expect_err("doubled");
+        assert_eq!(at, 4);
+        assert!(
+            what.starts_with("the redemptions table, at entry 4: a row (redemption"),
+            "{what}"
+        );
+        // Rows of entries beyond the size checked are not read.
+        assert_eq!(differ(&[(4, "b")], &[(4, "b"), (100, "late")]), Ok(1));
+    }
+}
