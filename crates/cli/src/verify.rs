@@ -7,6 +7,8 @@
 //! directory is at hand, with every stored tree node, which pinpoints reordered
 //! entries. Then the cross-references: every seal is granted by an approved
 //! decision, every redemption names a seal granted earlier, no seal is redeemed twice.
+//! Last, for a data directory, the tables the server decides by against what the
+//! entries imply ([`tables`]).
 //!
 //! A ledger.db is read from one SQLite snapshot, one statement streaming its rows;
 //! by default a second thread reads the entries and their cross-reference claims
