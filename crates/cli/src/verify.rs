@@ -558,6 +558,12 @@ trait Stored {
     ) -> Result<bool, StoreError> {
         Ok(false)
     }
+
+    /// Hands every stored policy bundle to `each` as `(version, bundle bytes)`; `false`
+    /// when the source keeps none.
+    fn policy_bundles(&self, _each: &mut dyn FnMut(&str, &[u8])) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 impl Stored for LedgerScan {
@@ -578,6 +584,11 @@ impl Stored for LedgerScan {
         each: &mut dyn FnMut(u64, DecidingRow<'_>) -> ControlFlow<()>,
     ) -> Result<bool, StoreError> {
         LedgerScan::deciding_rows(self, table, size, by_index, each)?;
+        Ok(true)
+    }
+
+    fn policy_bundles(&self, each: &mut dyn FnMut(&str, &[u8])) -> Result<bool, StoreError> {
+        LedgerScan::policy_bundles(self, each)?;
         Ok(true)
     }
 }

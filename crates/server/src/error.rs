@@ -57,6 +57,15 @@ impl ApiError {
         }
     }
 
+    /// What the server's own log (or its refusal to start) may say: an internal
+    /// error's detail, scrubbed, which a response never carries.
+    pub fn for_log(&self) -> String {
+        match self {
+            ApiError::Internal(detail) => crate::scrub::scrub(detail),
+            other => other.to_string(),
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,

@@ -258,6 +258,31 @@ impl LedgerScan {
     }
 }
 
+impl LedgerScan {
+    /// Hands every stored policy bundle to `each` as `(version, canonical bundle bytes)`.
+    pub fn policy_bundles(&self, mut each: impl FnMut(&str, &[u8])) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT version, bundle FROM policies")
+            .map_err(map_err)?;
+        let mut rows = stmt.query([]).map_err(map_err)?;
+        while let Some(row) = rows.next().map_err(map_err)? {
+            let version = bytes(row, 0, || "a policy version".into())?;
+            let version = std::str::from_utf8(version).map_err(|_| {
+                StoreError::Corrupt(
+                    "the policies table: a version that is not UTF-8 (changed outside sealgate)"
+                        .into(),
+                )
+            })?;
+            each(
+                version,
+                bytes(row, 1, || format!("policy bundle {version}"))?,
+            );
+        }
+        Ok(())
+    }
+}
+
 fn clamp(index: u64) -> i64 {
     index.min(i64::MAX as u64) as i64
 }

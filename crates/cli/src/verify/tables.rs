@@ -10,6 +10,7 @@
 
 use std::ops::ControlFlow;
 
+use sealgate_policy::Bundle;
 use sealgate_store::StoreError;
 use sealgate_store_sqlite::{DecidingRow, DecidingTable};
 use serde::Serialize;
@@ -24,6 +25,8 @@ pub(super) struct Compared {
     redemptions: usize,
     resolutions: usize,
     policy_activations: usize,
+    /// Stored policy bundles, each hashed to its version.
+    policies: usize,
 }
 
 /// Every row `stored` keeps for the entries below `size` is one that an entry checked
@@ -36,6 +39,11 @@ pub(super) fn compare(
 ) -> Result<Option<Result<Compared, Tamper>>, StoreError> {
     let mut compared = Compared::default();
     let mut lowest: Option<(u64, Tamper)> = None;
+    let mut note = |(index, t): (u64, Tamper)| {
+        if lowest.as_ref().is_none_or(|(l, _)| index < *l) {
+            lowest = Some((index, t));
+        }
+    };
     for table in DecidingTable::ALL {
         let outcome = match table {
             DecidingTable::Seals => in_table(
@@ -93,14 +101,60 @@ pub(super) fn compare(
                 DecidingTable::Resolutions => compared.resolutions = rows,
                 DecidingTable::PolicyActivations => compared.policy_activations = rows,
             },
-            Err((index, t)) => {
-                if lowest.as_ref().is_none_or(|(l, _)| index < *l) {
-                    lowest = Some((index, t));
-                }
-            }
+            Err(found) => note(found),
         }
     }
+    match bundles(refs, stored)? {
+        Some(Ok(n)) => compared.policies = n,
+        Some(Err(found)) => note(found),
+        None => {}
+    }
     Ok(Some(lowest.map_or(Ok(compared), |(_, t)| Err(t))))
+}
+
+/// Every stored policy bundle hashes to the version it is stored under (decisions
+/// name the version, so a bundle edited in place would decide under another's name),
+/// and every activation names a stored bundle. A finding is placed at the first
+/// activation of the version concerned, or after every entry when none activates it.
+fn bundles(refs: &CrossRefs, stored: &dyn Stored) -> Result<Option<Held>, StoreError> {
+    let activated = |version: &str| {
+        refs.activations()
+            .find(|&(_, v)| v == version)
+            .map(|(i, _)| i)
+    };
+    let mut versions = std::collections::BTreeSet::new();
+    let mut found: Option<(u64, Tamper)> = None;
+    let mut note = |index: u64, what: String| {
+        if found.as_ref().is_none_or(|(f, _)| index < *f) {
+            found = Some((index, Tamper(what)));
+        }
+    };
+    let kept = stored.policy_bundles(&mut |version, bytes| {
+        versions.insert(version.to_owned());
+        let hashed = serde_json::from_slice::<Bundle>(bytes).map(|b| b.version().as_str().to_owned());
+        if hashed.as_deref().ok() != Some(version) {
+            let what = match hashed {
+                Ok(other) => format!("hashes to {other}"),
+                Err(e) => format!("is not a policy bundle ({e})"),
+            };
+            note(
+                activated(version).unwrap_or(u64::MAX),
+                format!("the policies table: bundle {version} {what}: it was changed outside sealgate, and decisions under that version would follow the edited rules"),
+            );
+        }
+    })?;
+    if !kept {
+        return Ok(None);
+    }
+    for (index, version) in refs.activations() {
+        if !versions.contains(version) {
+            note(
+                index,
+                format!("the policies table, at entry {index}: the entry activates policy {version}, but no bundle of that version is stored: a row was deleted behind the server's back"),
+            );
+        }
+    }
+    Ok(Some(found.map_or(Ok(versions.len()), Err)))
 }
 
 /// One table's rows compared, or its first difference: the entry and what differs.

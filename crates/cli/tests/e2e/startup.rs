@@ -316,3 +316,65 @@ async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
         .await
         .expect(200);
 }
+
+/// A policy version names its bundle's content, and decisions record the version: a
+/// stored bundle edited behind the server's back (the triggers dropped, a limit raised,
+/// still valid Rego) must not decide under the old version. The server refuses to
+/// start on it, naming what it found; `verify` names it too.
+#[tokio::test]
+async fn an_edited_policy_bundle_is_refused_not_run_under_its_version() {
+    let mut server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    server
+        .validate(&agent, &manifest("agent-policy", "payment", 1000))
+        .await
+        .expect(200);
+    let key = server.get("/v1/ledger/key", None).await.expect(200).text;
+    server.terminate();
+    assert!(server.exited().await, "the server did not stop");
+    let data = server.data_dir.clone();
+
+    let db = rusqlite::Connection::open(data.join("ledger.db")).expect("open");
+    let (version, bundle): (String, Vec<u8>) = db
+        .query_row("SELECT version, bundle FROM policies", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("the shipped bundle");
+    let mut doc: serde_json::Value = serde_json::from_slice(&bundle).expect("bundle JSON");
+    let files = doc["files"].as_object_mut().expect("files");
+    let (name, source) = files.iter().next().expect("a file");
+    let source = source.as_str().expect("source");
+    let raised = source.replace("\"payment\": 5000", "\"payment\": 900000");
+    assert_ne!(raised, source, "the limit is in the shipped policy");
+    let name = name.clone();
+    files.insert(name, json!(raised));
+    db.execute_batch("DROP TRIGGER policies_no_update")
+        .expect("drop trigger");
+    db.execute(
+        "UPDATE policies SET bundle = ?1 WHERE version = ?2",
+        rusqlite::params![serde_json::to_vec(&doc).expect("json"), version],
+    )
+    .expect("edit the bundle");
+    drop(db);
+
+    let (code, stderr) = refused_start(&data, &[]);
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("stored bundle {version} hashes to"))
+            && stderr.contains("changed outside sealgate"),
+        "{stderr}"
+    );
+
+    let out = std::process::Command::new(crate::support::BIN)
+        .args(["verify", "--data-dir"])
+        .arg(&data)
+        .args(["--key", key.trim()])
+        .output()
+        .expect("verify");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("the policies table: bundle {version} hashes to")),
+        "{text}"
+    );
+}

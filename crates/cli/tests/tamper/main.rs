@@ -1098,13 +1098,13 @@ async fn verify_holds_the_deciding_tables_to_the_ledger() {
     let summary: Value = serde_json::from_str(&text).expect("summary");
     assert_eq!(
         summary["tables"],
-        json!({"seals": summary["seals"], "redemptions": 1, "resolutions": 1, "policy_activations": 1}),
+        json!({"seals": summary["seals"], "redemptions": 1, "resolutions": 1, "policy_activations": 1, "policies": 1}),
         "{text}"
     );
 
     // Each drill: what it does to the copy, then what verify must name.
     // `(name, tamper)`; `tamper` edits the copy and says which table and entry.
-    let drills: [(&str, Drill); 6] = [
+    let drills: [(&str, Drill); 7] = [
         ("redemption-deleted", |c| {
             let i = at(c, "SELECT idx FROM redemptions");
             c.execute("DELETE FROM redemptions", []).expect("delete");
@@ -1150,6 +1150,11 @@ async fn verify_holds_the_deciding_tables_to_the_ledger() {
             )
             .expect("insert");
             ("the policy_activations table", i)
+        }),
+        ("policy-bundle-deleted", |c| {
+            let i = at(c, "SELECT MIN(idx) FROM policy_activations");
+            c.execute("DELETE FROM policies", []).expect("delete");
+            ("the policies table", i)
         }),
     ];
     for (name, drill) in drills {

@@ -155,25 +155,32 @@ pub async fn list(state: &AppState) -> Result<PolicyList, ApiError> {
     Ok(PolicyList { active, policies })
 }
 
-/// The stored bundle of `version`, as uploaded (canonical form).
+/// The stored bundle of `version`, as uploaded (canonical form); one that no longer
+/// hashes to its version is refused as [`load_bundle`] refuses it.
 pub async fn get(state: &AppState, version: &str) -> Result<Value, ApiError> {
-    let stored = state
-        .store
-        .policy(version)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no policy {version}")))?;
-    serde_json::from_slice(&stored.bundle)
+    let bundle = load_bundle(state, version).await?;
+    serde_json::to_value(&bundle)
         .map_err(|e| ApiError::Internal(format!("stored bundle {version}: {e}")))
 }
 
+/// The stored bundle of `version`, which must hash to `version`.
 async fn load_bundle(state: &AppState, version: &str) -> Result<Bundle, ApiError> {
     let stored = state
         .store
         .policy(version)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no policy {version}")))?;
-    serde_json::from_slice(&stored.bundle)
-        .map_err(|e| ApiError::Internal(format!("stored bundle {version}: {e}")))
+    let bundle: Bundle = serde_json::from_slice(&stored.bundle)
+        .map_err(|e| ApiError::Internal(format!("stored bundle {version}: {e}")))?;
+    // A version names the bundle's content, and decisions record the version: a bundle
+    // edited in the store (the triggers dropped) must not decide under the old name.
+    if bundle.version().as_str() != version {
+        return Err(ApiError::Internal(format!(
+            "stored bundle {version} hashes to {}: it was changed outside sealgate; refusing to use it",
+            bundle.version().as_str()
+        )));
+    }
+    Ok(bundle)
 }
 
 pub async fn activate(
@@ -227,7 +234,7 @@ pub async fn load_active(state: &AppState) -> anyhow::Result<()> {
         Some(version) => {
             let bundle = load_bundle(state, &version)
                 .await
-                .map_err(|e| anyhow::anyhow!("loading active policy {version}: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("loading active policy {version}: {}", e.for_log()))?;
             let prepared = prepare(state, &version, &bundle)
                 .map_err(|e| anyhow::anyhow!("active policy {version}: {e}"))?;
             set_active(state, &version, prepared);
