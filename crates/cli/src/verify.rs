@@ -547,12 +547,11 @@ trait Stored {
         each: &mut dyn FnMut(u64, &[u8]),
     ) -> anyhow::Result<()>;
 
-    /// Hands the rows of `table` for the entries below `size` to `each` as
-    /// [`LedgerScan::deciding_rows`] does; `false` when the source keeps no such table.
+    /// Hands the rows of `table` to `each` as [`LedgerScan::deciding_rows`] does;
+    /// `false` when the source keeps no such table.
     fn deciding_rows(
         &self,
         _table: DecidingTable,
-        _size: u64,
         _by_index: bool,
         _each: &mut dyn FnMut(u64, DecidingRow<'_>) -> ControlFlow<()>,
     ) -> Result<bool, StoreError> {
@@ -579,11 +578,10 @@ impl Stored for LedgerScan {
     fn deciding_rows(
         &self,
         table: DecidingTable,
-        size: u64,
         by_index: bool,
         each: &mut dyn FnMut(u64, DecidingRow<'_>) -> ControlFlow<()>,
     ) -> Result<bool, StoreError> {
-        LedgerScan::deciding_rows(self, table, size, by_index, each)?;
+        LedgerScan::deciding_rows(self, table, by_index, each)?;
         Ok(true)
     }
 

@@ -151,17 +151,22 @@ impl DecidingTable {
     }
 
     /// The entry index, then the columns the server decides by.
-    fn select(self) -> &'static str {
+    fn columns(self) -> &'static [&'static str] {
         match self {
-            DecidingTable::Seals => "SELECT idx, seal_id, decision_idx FROM seals WHERE idx < ?1",
-            DecidingTable::Redemptions => "SELECT idx, seal_id FROM redemptions WHERE idx < ?1",
+            DecidingTable::Seals => &["idx", "seal_id", "decision_idx"],
+            DecidingTable::Redemptions => &["idx", "seal_id"],
             DecidingTable::Resolutions => {
-                "SELECT idx, decision_idx, approved, seal_id FROM resolutions WHERE idx < ?1"
+                &["idx", "decision_idx", "approved", "approver", "seal_id"]
             }
-            DecidingTable::PolicyActivations => {
-                "SELECT idx, version FROM policy_activations WHERE idx < ?1"
-            }
+            DecidingTable::PolicyActivations => &["idx", "version"],
         }
+    }
+
+    /// Whether rows sealgate wrote are stored in entry order. `resolutions` is keyed
+    /// (and so stored) by the decision answered, and approvals answer decisions in any
+    /// order.
+    fn stored_by_entry(self) -> bool {
+        self != DecidingTable::Resolutions
     }
 }
 
@@ -179,6 +184,7 @@ pub enum DecidingRow<'r> {
     Resolution {
         decision_index: u64,
         approved: bool,
+        approver: &'r str,
         seal_id: Option<&'r str>,
     },
     Activation {
@@ -187,47 +193,47 @@ pub enum DecidingRow<'r> {
 }
 
 impl LedgerScan {
-    /// Hands the rows of `table` that belong to the entries below `size` to `each`, as
-    /// `(entry index, row)`, until it breaks: in storage order, which is entry order
-    /// for rows sealgate wrote (no sort, no copy), or with `by_index` sorted by entry.
-    /// A value of a type sealgate never writes there is [`StoreError::Corrupt`].
+    /// Hands every row of `table` to `each`, as `(entry index, row)`, until it breaks:
+    /// in storage order where that is entry order for rows sealgate wrote (no sort, no
+    /// copy), otherwise or with `by_index` sorted by entry. Every row, including any
+    /// beyond the ledger's end: the server reads those too. A value of a type sealgate
+    /// never writes there is [`StoreError::Corrupt`], named by table and column.
     pub fn deciding_rows(
         &self,
         table: DecidingTable,
-        size: u64,
         by_index: bool,
         mut each: impl FnMut(u64, DecidingRow<'_>) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        let sql = if by_index {
-            format!("{} ORDER BY idx", table.select())
-        } else {
-            table.select().to_owned()
-        };
-        let in_table = |what: String| {
-            StoreError::Corrupt(format!(
-                "the {} table: {what} (changed outside sealgate)",
-                table.name()
-            ))
-        };
+        let names = table.columns();
+        let mut sql = format!("SELECT {} FROM {}", names.join(", "), table.name());
+        if by_index || !table.stored_by_entry() {
+            sql.push_str(" ORDER BY idx");
+        }
         let mut stmt = self.conn.prepare(&sql).map_err(map_err)?;
-        let mut rows = stmt.query([clamp(size)]).map_err(map_err)?;
+        let mut rows = stmt.query([]).map_err(map_err)?;
         while let Some(row) = rows.next().map_err(map_err)? {
             let column = |at: usize| row.get_ref(at).map_err(map_err);
+            let wrong = |at: usize, value: rusqlite::types::ValueRef<'_>, want: &str| {
+                StoreError::Corrupt(format!(
+                    "the {} table: a row's {} holds {}, not {want} (changed outside sealgate)",
+                    table.name(),
+                    names[at],
+                    match value {
+                        rusqlite::types::ValueRef::Integer(n) => format!("the integer {n}"),
+                        other => format!("a value of type {}", other.data_type()),
+                    }
+                ))
+            };
             let index = |at: usize| -> Result<u64, StoreError> {
                 let value = column(at)?;
-                value
-                    .as_i64()
-                    .ok()
-                    .and_then(|n| u64::try_from(n).ok())
-                    .ok_or_else(|| {
-                        in_table(format!("column {at} holds {value:?}, not an entry index"))
-                    })
+                match value {
+                    rusqlite::types::ValueRef::Integer(n) if n >= 0 => Ok(n as u64),
+                    other => Err(wrong(at, other, "an entry index")),
+                }
             };
             let text = |at: usize| -> Result<&str, StoreError> {
                 let value = column(at)?;
-                value.as_str().map_err(|_| {
-                    in_table(format!("column {at} holds {}, not text", value.data_type()))
-                })
+                value.as_str().map_err(|_| wrong(at, value, "text"))
             };
             let at = index(0)?;
             let read = match table {
@@ -238,14 +244,15 @@ impl LedgerScan {
                 DecidingTable::Redemptions => DecidingRow::Redemption { seal_id: text(1)? },
                 DecidingTable::Resolutions => DecidingRow::Resolution {
                     decision_index: index(1)?,
-                    approved: match column(2)?.as_i64() {
-                        Ok(0) => false,
-                        Ok(1) => true,
-                        _ => return Err(in_table("approved is neither 0 nor 1".into())),
+                    approved: match column(2)? {
+                        rusqlite::types::ValueRef::Integer(0) => false,
+                        rusqlite::types::ValueRef::Integer(1) => true,
+                        other => return Err(wrong(2, other, "0 or 1")),
                     },
-                    seal_id: match column(3)? {
+                    approver: text(3)?,
+                    seal_id: match column(4)? {
                         rusqlite::types::ValueRef::Null => None,
-                        _ => Some(text(3)?),
+                        _ => Some(text(4)?),
                     },
                 },
                 DecidingTable::PolicyActivations => DecidingRow::Activation { version: text(1)? },
@@ -267,12 +274,13 @@ impl LedgerScan {
             .map_err(map_err)?;
         let mut rows = stmt.query([]).map_err(map_err)?;
         while let Some(row) = rows.next().map_err(map_err)? {
-            let version = bytes(row, 0, || "a policy version".into())?;
-            let version = std::str::from_utf8(version).map_err(|_| {
-                StoreError::Corrupt(
-                    "the policies table: a version that is not UTF-8 (changed outside sealgate)"
-                        .into(),
-                )
+            // Text, as the server looks it up: a BLOB would match no activation there.
+            let version = row.get_ref(0).map_err(map_err)?;
+            let version = version.as_str().map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "the policies table: a version stored as {}, not text (changed outside sealgate)",
+                    version.data_type()
+                ))
             })?;
             each(
                 version,

@@ -43,6 +43,8 @@ struct Refs<'a> {
     decision_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     version: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    approver: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, PartialEq, Eq, serde::Deserialize)]
@@ -119,6 +121,7 @@ struct Resolution {
     decision: u64,
     decision_id: Box<str>,
     approved: bool,
+    approver: Box<str>,
 }
 
 impl CrossRefs {
@@ -380,11 +383,11 @@ impl CrossRefs {
         })
     }
 
-    /// Every approval, as `(entry, decision, approved, the seal it grants)`, in entry
-    /// order.
+    /// Every approval, as `(entry, decision, approved, approver, the seal it grants)`,
+    /// in entry order.
     pub(super) fn resolutions(
         &self,
-    ) -> impl Iterator<Item = (u64, u64, bool, Option<&str>)> + Clone + '_ {
+    ) -> impl Iterator<Item = (u64, u64, bool, &str, Option<&str>)> + Clone + '_ {
         self.resolutions.iter().map(|r| {
             let at = self.claims.partition_point(|c| c.index < r.index);
             let seal = match self.claims.get(at) {
@@ -395,7 +398,7 @@ impl CrossRefs {
                 }) if *index == r.index => Some(&self.ids[seal.clone()]),
                 _ => None,
             };
-            (r.index, r.decision, r.approved, seal)
+            (r.index, r.decision, r.approved, &*r.approver, seal)
         })
     }
 
@@ -441,11 +444,13 @@ impl CrossRefs {
                 let decision = r.decision_index.ok_or_else(|| bad("decision_index"))?;
                 let id = r.decision_id.as_deref().ok_or_else(|| bad("decision_id"))?;
                 let approved = r.approved.ok_or_else(|| bad("approved"))?;
+                let approver = r.approver.as_deref().ok_or_else(|| bad("approver"))?;
                 self.resolutions.push(Resolution {
                     index,
                     decision,
                     decision_id: id.into(),
                     approved,
+                    approver: approver.into(),
                 });
                 let Some(seal) = &r.seal else {
                     return Ok(Claim::None);
@@ -498,6 +503,7 @@ impl CrossRefs {
                 decision: a.decision_index,
                 decision_id: a.decision_id.as_str().into(),
                 approved: a.approved,
+                approver: a.approver.as_str().into(),
             }),
             Entry::PolicyActivated(p) => self.activations.push((index, p.version.as_str().into())),
             _ => {}
@@ -542,7 +548,7 @@ impl CrossRefs {
 /// Skipped values are checked as serde_json checks values it ignores.
 fn scan(b: &[u8]) -> Option<Refs<'_>> {
     let mut refs = Refs::default();
-    let mut seen = [false; 8];
+    let mut seen = [false; 9];
     let mut i = 1;
     if *b.first()? != b'{' {
         return None;
@@ -559,12 +565,13 @@ fn scan(b: &[u8]) -> Option<Refs<'_>> {
             b"decision_index" => 5,
             b"decision_id" => 6,
             b"version" => 7,
+            b"approver" => 8,
             _ => {
                 i = skip_value(b, i)?;
-                8
+                9
             }
         };
-        if member < 8 {
+        if member < 9 {
             if std::mem::replace(&mut seen[member], true) {
                 return None;
             }
@@ -580,7 +587,8 @@ fn scan(b: &[u8]) -> Option<Refs<'_>> {
                 4 => or_null(b, i, plain_str, &mut refs.seal_id)?,
                 5 => or_null(b, i, index, &mut refs.decision_index)?,
                 6 => or_null(b, i, plain_str, &mut refs.decision_id)?,
-                _ => or_null(b, i, plain_str, &mut refs.version)?,
+                7 => or_null(b, i, plain_str, &mut refs.version)?,
+                _ => or_null(b, i, plain_str, &mut refs.approver)?,
             };
         }
         match *b.get(i)? {

@@ -1,12 +1,14 @@
 //! The tables the server decides by, held to the ledger. A seal is redeemable while
 //! `seals` holds it and `redemptions` does not; a pending decision can be answered
-//! while `resolutions` has no row for it; the active policy is the last row of
-//! `policy_activations`. The store writes those rows in the transaction of the entry
-//! that implies them, so someone with the database file who drops the triggers could
-//! delete a redemption (the seal works again), a resolution (the decision can be
-//! answered twice) or add an activation (another policy decides, and no entry says
-//! so) without touching the ledger. The full check compares every row with what the
-//! entries imply, after the entries themselves have passed.
+//! while `resolutions` has no row for it, and the approver that row names may fetch
+//! its seal again; the active policy is the activation of the highest index, and its
+//! rules are the stored bundle of that version. The store writes those rows in the
+//! transaction of the entry that implies them, so someone with the database file who
+//! drops the triggers could delete a redemption (the seal works again), a resolution
+//! (the decision can be answered twice) or add an activation beyond the ledger's end
+//! (another policy decides, and no entry says so) without touching the ledger. The
+//! full check compares every row, wherever its index points, with what the entries
+//! imply, after the entries themselves have passed.
 
 use std::ops::ControlFlow;
 
@@ -29,9 +31,9 @@ pub(super) struct Compared {
     policies: usize,
 }
 
-/// Every row `stored` keeps for the entries below `size` is one that an entry checked
-/// in `refs` implies, and every row an entry implies is there; otherwise the
-/// difference at the lowest entry. `None` when `stored` keeps no such tables.
+/// Every row `stored` keeps is one that an entry checked in `refs` (the `size`
+/// entries of the ledger) implies, and every row an entry implies is there; otherwise
+/// the difference at the lowest entry. `None` when `stored` keeps no such tables.
 pub(super) fn compare(
     refs: &CrossRefs,
     stored: &dyn Stored,
@@ -70,12 +72,13 @@ pub(super) fn compare(
             DecidingTable::Resolutions => in_table(
                 table,
                 refs.resolutions()
-                    .map(|(i, decision_index, approved, seal_id)| {
+                    .map(|(i, decision_index, approved, approver, seal_id)| {
                         (
                             i,
                             DecidingRow::Resolution {
                                 decision_index,
                                 approved,
+                                approver,
                                 seal_id,
                             },
                         )
@@ -131,17 +134,18 @@ fn bundles(refs: &CrossRefs, stored: &dyn Stored) -> Result<Option<Held>, StoreE
     };
     let kept = stored.policy_bundles(&mut |version, bytes| {
         versions.insert(version.to_owned());
-        let hashed = serde_json::from_slice::<Bundle>(bytes).map(|b| b.version().as_str().to_owned());
-        if hashed.as_deref().ok() != Some(version) {
-            let what = match hashed {
-                Ok(other) => format!("hashes to {other}"),
-                Err(e) => format!("is not a policy bundle ({e})"),
-            };
-            note(
-                activated(version).unwrap_or(u64::MAX),
-                format!("the policies table: bundle {version} {what}: it was changed outside sealgate, and decisions under that version would follow the edited rules"),
-            );
-        }
+        // Byte for byte the canonical form sealgate stores: another spelling of the same
+        // content (`1.0` for `1`) hashes alike but may read differently.
+        let what = match serde_json::from_slice::<Bundle>(bytes) {
+            Ok(b) if b.version().as_str() != version => format!("hashes to {}", b.version().as_str()),
+            Ok(b) if b.canonical_bytes() != bytes => "is not stored in its canonical form".to_owned(),
+            Ok(_) => return,
+            Err(e) => format!("is not a policy bundle ({e})"),
+        };
+        note(
+            activated(version).unwrap_or(u64::MAX),
+            format!("the policies table: bundle {version:?} {what}: it was changed outside sealgate, and decisions under that version would follow the edited rules"),
+        );
     })?;
     if !kept {
         return Ok(None);
@@ -150,7 +154,7 @@ fn bundles(refs: &CrossRefs, stored: &dyn Stored) -> Result<Option<Held>, StoreE
         if !versions.contains(version) {
             note(
                 index,
-                format!("the policies table, at entry {index}: the entry activates policy {version}, but no bundle of that version is stored: a row was deleted behind the server's back"),
+                format!("the policies table, at entry {index}: the entry activates policy {version:?}, but no bundle of that version is stored: a row was deleted behind the server's back"),
             );
         }
     }
@@ -161,9 +165,9 @@ fn bundles(refs: &CrossRefs, stored: &dyn Stored) -> Result<Option<Held>, StoreE
 type Held = Result<usize, (u64, Tamper)>;
 
 /// Holds one table to the rows the entries imply (`implied`, ascending by entry):
-/// the rows compared, or the first difference. Rows are streamed in storage order,
-/// which is entry order as sealgate writes them; a table out of that order, or one
-/// that differs, is read again sorted by entry, and that reading decides.
+/// the rows compared, or the first difference. Rows are streamed in storage order
+/// where that is entry order as sealgate writes them; a table out of that order, or
+/// one that differs, is read again sorted by entry, and that reading decides.
 fn in_table<'a>(
     table: DecidingTable,
     implied: impl Iterator<Item = (u64, DecidingRow<'a>)> + Clone,
@@ -173,15 +177,14 @@ fn in_table<'a>(
     for by_index in [false, true] {
         let mut merge = Merge {
             table,
+            size,
             implied: implied.clone().peekable(),
             last: None,
             rows: 0,
             found: None,
             unordered: false,
         };
-        if !stored.deciding_rows(table, size, by_index, &mut |index, row| {
-            merge.row(index, row)
-        })? {
+        if !stored.deciding_rows(table, by_index, &mut |index, row| merge.row(index, row))? {
             return Ok(None);
         }
         let settled = by_index || (!merge.unordered && merge.found.is_none());
@@ -195,6 +198,8 @@ fn in_table<'a>(
 /// A walk through one table's rows beside the rows the entries imply.
 struct Merge<'a, I: Iterator<Item = (u64, DecidingRow<'a>)>> {
     table: DecidingTable,
+    /// Entries in the ledger: a row of any entry from here on is one no entry implies.
+    size: u64,
     implied: std::iter::Peekable<I>,
     /// The entry of the row before.
     last: Option<u64>,
@@ -212,6 +217,13 @@ impl<'a, I: Iterator<Item = (u64, DecidingRow<'a>)>> Merge<'a, I> {
         }
         self.last = Some(index);
         self.rows += 1;
+        if index >= self.size {
+            let size = self.size;
+            return self.found(index, format!(
+                "a row ({}) for an entry beyond the {size} the ledger holds: a row was added behind the server's back",
+                show(&got)
+            ));
+        }
         // Rows the entries imply below this one's entry are missing.
         if let Some(&(i, want)) = self.implied.peek() {
             if i < index {
@@ -263,27 +275,31 @@ impl<'a, I: Iterator<Item = (u64, DecidingRow<'a>)>> Merge<'a, I> {
     }
 }
 
+/// A row as a report names it; the strings come from the database and are escaped.
 fn show(row: &DecidingRow<'_>) -> String {
     match row {
         DecidingRow::Seal {
             seal_id,
             decision_index,
-        } => {
-            format!("seal {seal_id} for decision {decision_index}")
-        }
-        DecidingRow::Redemption { seal_id } => format!("redemption of seal {seal_id}"),
+        } => format!("seal {seal_id:?} for decision {decision_index}"),
+        DecidingRow::Redemption { seal_id } => format!("redemption of seal {seal_id:?}"),
         DecidingRow::Resolution {
             decision_index,
             approved,
+            approver,
             seal_id,
         } => {
             let answer = if *approved { "approved" } else { "refused" };
             match seal_id {
-                Some(id) => format!("decision {decision_index} {answer}, granting seal {id}"),
-                None => format!("decision {decision_index} {answer}, granting no seal"),
+                Some(id) => format!(
+                    "decision {decision_index} {answer} by {approver:?}, granting seal {id:?}"
+                ),
+                None => {
+                    format!("decision {decision_index} {answer} by {approver:?}, granting no seal")
+                }
             }
         }
-        DecidingRow::Activation { version } => format!("activation of policy {version}"),
+        DecidingRow::Activation { version } => format!("activation of policy {version:?}"),
     }
 }
 
@@ -304,11 +320,10 @@ mod tests {
         fn deciding_rows(
             &self,
             _: DecidingTable,
-            size: u64,
             by_index: bool,
             each: &mut dyn FnMut(u64, DecidingRow<'_>) -> ControlFlow<()>,
         ) -> Result<bool, StoreError> {
-            let mut rows: Vec<_> = self.0.iter().filter(|r| r.0 < size).collect();
+            let mut rows: Vec<_> = self.0.iter().collect();
             if by_index {
                 rows.sort_by_key(|r| r.0);
             }
@@ -332,7 +347,7 @@ mod tests {
             DecidingTable::Redemptions,
             implied,
             &Rows(rows.to_vec()),
-            100,
+            10,
         )
         .expect("read")
         .expect("kept")
@@ -348,7 +363,7 @@ mod tests {
         let (at, what) = differ(&[(1, "a"), (4, "b")], &[(1, "a")]).expect_err("missing");
         assert_eq!(at, 4);
         assert!(
-            what.contains("implies a row (redemption of seal b) but there is none"),
+            what.contains("implies a row (redemption of seal \"b\") but there is none"),
             "{what}"
         );
         let (at, what) = differ(&[(1, "a"), (4, "b")], &[(4, "b")]).expect_err("missing first");
@@ -356,13 +371,15 @@ mod tests {
         let (at, what) = differ(&[(4, "b")], &[(2, "x"), (4, "b")]).expect_err("added");
         assert_eq!(at, 2);
         assert!(
-            what.contains("a row (redemption of seal x) that the entry does not imply"),
+            what.contains("a row (redemption of seal \"x\") that the entry does not imply"),
             "{what}"
         );
         let (at, what) = differ(&[(4, "b")], &[(4, "c")]).expect_err("changed");
         assert_eq!(at, 4);
         assert!(
-            what.contains("says redemption of seal c where the entry implies redemption of seal b"),
+            what.contains(
+                "says redemption of seal \"c\" where the entry implies redemption of seal \"b\""
+            ),
             "{what}"
         );
         // Two rows for one entry: the second is one no entry implies.
@@ -372,7 +389,13 @@ mod tests {
             what.starts_with("the redemptions table, at entry 4: a row (redemption"),
             "{what}"
         );
-        // Rows of entries beyond the size checked are not read.
-        assert_eq!(differ(&[(4, "b")], &[(4, "b"), (100, "late")]), Ok(1));
+        // A row of an entry beyond the ledger's end: no entry implies it, and the
+        // server would read it all the same.
+        let (at, what) = differ(&[(4, "b")], &[(4, "b"), (1 << 62, "x")]).expect_err("beyond");
+        assert_eq!(at, 1 << 62);
+        assert!(
+            what.contains("for an entry beyond the 10 the ledger holds"),
+            "{what}"
+        );
     }
 }

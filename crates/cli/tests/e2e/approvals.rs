@@ -723,3 +723,54 @@ async fn shutting_down_answers_agents_that_are_waiting() {
     );
     assert!(server.exited().await, "the server exits after answering");
 }
+
+/// The approver who approved may fetch the seal again; who that is, the approval's
+/// entry says, not the resolutions row that points to it. A row edited in the
+/// database to name another approver hands that approver nothing.
+#[tokio::test]
+async fn a_resolution_row_edited_to_name_another_approver_hands_out_no_seal() {
+    let mut server = Server::start().await;
+    let agent = server.create_key("agent").await;
+    let approver = server.create_key("approver").await;
+    let other = server.create_key("approver").await;
+    let d = pending(&server, &agent, "agent-reissue").await;
+    let id = d["decision_id"].as_str().expect("decision_id").to_owned();
+    let first = answer(
+        &server,
+        &approver,
+        &id,
+        "approve",
+        &json!({"reason": "checked"}),
+    )
+    .await
+    .expect(200);
+    assert!(first.json["seal"].is_string(), "{}", first.text);
+    server.terminate();
+    assert!(server.exited().await, "the server did not stop");
+
+    let db = rusqlite::Connection::open(server.data_dir.join("ledger.db")).expect("open");
+    db.execute_batch("DROP TRIGGER resolutions_no_update")
+        .expect("drop trigger");
+    let changed = db
+        .execute("UPDATE resolutions SET approver = ?1", [&other.id])
+        .expect("edit the row");
+    assert_eq!(changed, 1);
+    drop(db);
+    server.restart().await;
+
+    let r = answer(
+        &server,
+        &other,
+        &id,
+        "approve",
+        &json!({"reason": "mine now"}),
+    )
+    .await;
+    assert_eq!(r.status, 500, "{}", r.text);
+    assert!(r.json.get("seal").is_none(), "{}", r.text);
+    assert!(
+        server.log().contains("disagrees with entry"),
+        "{}",
+        server.log()
+    );
+}

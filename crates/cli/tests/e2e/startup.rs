@@ -365,16 +365,44 @@ async fn an_edited_policy_bundle_is_refused_not_run_under_its_version() {
         "{stderr}"
     );
 
-    let out = std::process::Command::new(crate::support::BIN)
-        .args(["verify", "--data-dir"])
-        .arg(&data)
-        .args(["--key", key.trim()])
-        .output()
-        .expect("verify");
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let verify = || {
+        let out = std::process::Command::new(crate::support::BIN)
+            .args(["verify", "--data-dir"])
+            .arg(&data)
+            .args(["--key", key.trim()])
+            .output()
+            .expect("verify");
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), text)
+    };
+    let (code, text) = verify();
+    assert_eq!(code, Some(1), "{text}");
     assert!(
-        text.contains(&format!("the policies table: bundle {version} hashes to")),
+        text.contains(&format!("the policies table: bundle {version:?} hashes to")),
+        "{text}"
+    );
+
+    // The original content in another spelling hashes alike, but is not what was
+    // stored: refused as well.
+    let respelled = serde_json::to_vec_pretty(
+        &serde_json::from_slice::<serde_json::Value>(&bundle).expect("bundle JSON"),
+    )
+    .expect("json");
+    assert_ne!(respelled, bundle);
+    rusqlite::Connection::open(data.join("ledger.db"))
+        .expect("open")
+        .execute(
+            "UPDATE policies SET bundle = ?1 WHERE version = ?2",
+            rusqlite::params![respelled, version],
+        )
+        .expect("respell the bundle");
+    let (code, stderr) = refused_start(&data, &[]);
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("not in canonical form"), "{stderr}");
+    let (code, text) = verify();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("is not stored in its canonical form"),
         "{text}"
     );
 }

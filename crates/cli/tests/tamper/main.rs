@@ -1104,7 +1104,7 @@ async fn verify_holds_the_deciding_tables_to_the_ledger() {
 
     // Each drill: what it does to the copy, then what verify must name.
     // `(name, tamper)`; `tamper` edits the copy and says which table and entry.
-    let drills: [(&str, Drill); 7] = [
+    let drills: [(&str, Drill); 9] = [
         ("redemption-deleted", |c| {
             let i = at(c, "SELECT idx FROM redemptions");
             c.execute("DELETE FROM redemptions", []).expect("delete");
@@ -1151,6 +1151,24 @@ async fn verify_holds_the_deciding_tables_to_the_ledger() {
             .expect("insert");
             ("the policy_activations table", i)
         }),
+        // The server takes the activation of the highest index: one far beyond the
+        // ledger's end, naming a stored bundle, would put that policy in charge.
+        ("policy-beyond-the-end", |c| {
+            let i: i64 = 9_000_000_000_000_000_000;
+            c.execute(
+                "INSERT INTO policy_activations (idx, version) SELECT ?1, version FROM policies",
+                [i],
+            )
+            .expect("insert");
+            ("the policy_activations table", i)
+        }),
+        // The approver a resolution names may fetch its seal again.
+        ("resolution-approver", |c| {
+            let i = at(c, "SELECT idx FROM resolutions");
+            c.execute("UPDATE resolutions SET approver = 'key_someone_else'", [])
+                .expect("update");
+            ("the resolutions table", i)
+        }),
         ("policy-bundle-deleted", |c| {
             let i = at(c, "SELECT MIN(idx) FROM policy_activations");
             c.execute("DELETE FROM policies", []).expect("delete");
@@ -1173,12 +1191,30 @@ async fn verify_holds_the_deciding_tables_to_the_ledger() {
         }
     }
 
-    // A value of a type sealgate never writes there is tampering too, named by table.
+    // A value of a type sealgate never writes there is tampering too, named by table
+    // and column: a seal id as bytes, and a seal whose entry index is text (which no
+    // integer bound would select, while the server finds the seal by its id).
     let (dir, conn) = tampered_copy(&pristine, "seal-id-blob");
     conn.execute("UPDATE redemptions SET seal_id = x'00'", [])
         .expect("update");
     drop(conn);
     let (code, text) = verify(&dir, &key);
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains("the redemptions table:"), "{text}");
+    assert!(
+        text.contains("the redemptions table: a row's seal_id holds a value of type Blob"),
+        "{text}"
+    );
+    let (dir, conn) = tampered_copy(&pristine, "seal-idx-text");
+    conn.execute(
+        "INSERT INTO seals (seal_id, idx, decision_idx, expires_at) VALUES ('seal_forged', 'x', 1, '2099-01-01T00:00:00Z')",
+        [],
+    )
+    .expect("insert");
+    drop(conn);
+    let (code, text) = verify(&dir, &key);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("the seals table: a row's idx holds a value of type Text"),
+        "{text}"
+    );
 }

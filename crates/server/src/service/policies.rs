@@ -174,9 +174,12 @@ async fn load_bundle(state: &AppState, version: &str) -> Result<Bundle, ApiError
         .map_err(|e| ApiError::Internal(format!("stored bundle {version}: {e}")))?;
     // A version names the bundle's content, and decisions record the version: a bundle
     // edited in the store (the triggers dropped) must not decide under the old name.
-    if bundle.version().as_str() != version {
+    // Byte for byte the canonical form it was stored in: another spelling of the same
+    // content (`1.0` for `1`) hashes alike but may read differently.
+    if bundle.version().as_str() != version || bundle.canonical_bytes() != stored.bundle {
         return Err(ApiError::Internal(format!(
-            "stored bundle {version} hashes to {}: it was changed outside sealgate; refusing to use it",
+            "stored bundle {version} hashes to {} or is not in canonical form: it was changed \
+             outside sealgate; refusing to use it",
             bundle.version().as_str()
         )));
     }
