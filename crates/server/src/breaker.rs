@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sealgate_store::{
-    ApiKey, AppendOutcome, AuditQuery, AuditRow, NewApiKey, NewCheckpoint, NewEntry, NewPolicy,
-    NodeId, PolicySummary, Revocation, SealRecord, Store, StoreError, StoredCheckpoint,
+    ActiveVersion, ApiKey, AppendOutcome, AuditQuery, AuditRow, NewApiKey, NewCheckpoint, NewEntry,
+    NewPolicy, NodeId, PolicySummary, Revocation, SealRecord, Store, StoreError, StoredCheckpoint,
     StoredEntry, StoredPolicy,
 };
 use tokio::time::Instant;
@@ -269,7 +269,7 @@ impl Store for BreakerStore {
     async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
         self.guard(self.inner.checkpoints()).await
     }
-    async fn active_policy(&self) -> Result<Option<String>, StoreError> {
+    async fn active_policy(&self) -> Result<Option<ActiveVersion>, StoreError> {
         self.guard(self.inner.active_policy()).await
     }
     async fn put_policy(&self, policy: &NewPolicy) -> Result<bool, StoreError> {

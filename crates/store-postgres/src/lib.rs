@@ -23,9 +23,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use sealgate_core::entry::Status;
 use sealgate_core::Role;
 use sealgate_store::{
-    ApiKey, AppendOutcome, AuditQuery, AuditRow, NewApiKey, NewCheckpoint, NewEntry, NewPolicy,
-    NodeId, PolicySummary, Redemption, Resolution, Revocation, SealRecord, Store, StoreError,
-    StoredCheckpoint, StoredEntry, StoredPolicy,
+    ActiveVersion, ApiKey, AppendOutcome, AuditQuery, AuditRow, NewApiKey, NewCheckpoint, NewEntry,
+    NewPolicy, NodeId, PolicySummary, Redemption, Resolution, Revocation, SealRecord, Store,
+    StoreError, StoredCheckpoint, StoredEntry, StoredPolicy,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, NoTls, Row};
@@ -524,12 +524,17 @@ impl Store for PostgresStore {
     }
 
     #[instrument(skip_all)]
-    async fn active_policy(&self) -> Result<Option<String>, StoreError> {
+    async fn active_policy(&self) -> Result<Option<ActiveVersion>, StoreError> {
         self.query_opt(
             "active_policy",
-            "SELECT version FROM policy_activations ORDER BY idx DESC LIMIT 1",
+            "SELECT idx, version FROM policy_activations ORDER BY idx DESC LIMIT 1",
             &[],
-            |r| get(r, 0),
+            |r| {
+                Ok(ActiveVersion {
+                    index: index(get(r, 0)?)?,
+                    version: get(r, 1)?,
+                })
+            },
         )
         .await
     }

@@ -19,9 +19,9 @@ use sealgate_core::entry::Status;
 use sealgate_core::Role;
 use sealgate_ledger::Frontier;
 use sealgate_store::{
-    ApiKey, AppendOutcome, Appended, AuditQuery, AuditRow, NewApiKey, NewCheckpoint, NewEntry,
-    NewPolicy, NodeId, PolicySummary, Redemption, Rejection, Resolution, Revocation, SealRecord,
-    Store, StoreError, StoredCheckpoint, StoredEntry, StoredPolicy,
+    ActiveVersion, ApiKey, AppendOutcome, Appended, AuditQuery, AuditRow, NewApiKey, NewCheckpoint,
+    NewEntry, NewPolicy, NodeId, PolicySummary, Redemption, Rejection, Resolution, Revocation,
+    SealRecord, Store, StoreError, StoredCheckpoint, StoredEntry, StoredPolicy,
 };
 use tracing::instrument;
 
@@ -749,12 +749,19 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn active_policy(&self) -> Result<Option<String>, StoreError> {
+    async fn active_policy(&self) -> Result<Option<ActiveVersion>, StoreError> {
         self.read(|c| {
             c.query_row(
-                "SELECT version FROM policy_activations ORDER BY idx DESC LIMIT 1",
+                "SELECT idx, version FROM policy_activations ORDER BY idx DESC LIMIT 1",
                 [],
-                |r| r.get(0),
+                |r| {
+                    Ok(ActiveVersion {
+                        index: u64::try_from(r.get::<_, i64>(0)?).map_err(|_| {
+                            rusqlite::Error::IntegralValueOutOfRange(0, r.get(0).unwrap_or(-1))
+                        })?,
+                        version: r.get(1)?,
+                    })
+                },
             )
             .optional()
         })

@@ -98,8 +98,10 @@ pub trait Store: Send + Sync + 'static {
     /// Every stored checkpoint, in the order they were written.
     async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError>;
 
-    /// The version named by the latest `policy_activated` entry.
-    async fn active_policy(&self) -> Result<Option<String>, StoreError>;
+    /// The latest row of the activations table: the version named by the latest
+    /// `policy_activated` entry, and that entry's index (which the server checks
+    /// against the entry before it lets the version decide).
+    async fn active_policy(&self) -> Result<Option<ActiveVersion>, StoreError>;
 
     /// Stores an uploaded bundle. Uploading the same version twice is not an error
     /// (returns false); bundles are immutable once stored.

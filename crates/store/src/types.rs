@@ -279,6 +279,14 @@ impl<'a> Derived<'a> {
     }
 }
 
+/// A policy version as the activations table names it active, with the index of the
+/// entry that activated it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveVersion {
+    pub index: u64,
+    pub version: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCheckpoint {
     pub tree_size: u64,

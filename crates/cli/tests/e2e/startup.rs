@@ -406,3 +406,47 @@ async fn an_edited_policy_bundle_is_refused_not_run_under_its_version() {
         "{text}"
     );
 }
+
+/// The server takes the activation of the highest index as the active policy. A row
+/// added to that table behind its back, naming a bundle that was uploaded but never
+/// activated, with an index beyond the ledger's end, is refused: no entry activates
+/// that version there. The honest state starts again once the row is gone.
+#[tokio::test]
+async fn an_activation_row_no_entry_made_puts_no_policy_in_charge() {
+    let mut server = Server::start().await;
+    let admin = server.admin_token.clone();
+    let up = server
+        .post(
+            "/v1/policies",
+            Some(&admin),
+            &json!({"files": {"x.rego": "package sealgate\n\ndecision := {\"allow\": true, \"deny\": [], \"require_approval\": []}\n"}}),
+        )
+        .await
+        .expect(201);
+    let uploaded = up.json["version"].as_str().expect("version").to_owned();
+    server.terminate();
+    assert!(server.exited().await, "the server did not stop");
+    let data = server.data_dir.clone();
+
+    let db = rusqlite::Connection::open(data.join("ledger.db")).expect("open");
+    db.execute(
+        "INSERT INTO policy_activations (idx, version) VALUES (9000000000000000000, ?1)",
+        [&uploaded],
+    )
+    .expect("insert: the triggers refuse only UPDATE and DELETE");
+    let (code, stderr) = refused_start(&data, &[]);
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the policy_activations row at 9000000000000000000 names {uploaded}, but ledger entry 9000000000000000000 is not its activation"
+        )),
+        "{stderr}"
+    );
+
+    db.execute_batch("DROP TRIGGER policy_activations_no_delete; DELETE FROM policy_activations WHERE idx = 9000000000000000000")
+        .expect("remove the row");
+    drop(db);
+    server.restart().await;
+    let listed = server.get("/v1/policies", Some(&admin)).await.expect(200);
+    assert_ne!(listed.json["active"], json!(uploaded), "{}", listed.text);
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use sealgate_core::entry::{Entry, PolicyActivation};
 use sealgate_policy::{Bundle, BundleError, PreparedPolicy};
-use sealgate_store::{ApiKey, NewEntry, NewPolicy};
+use sealgate_store::{ActiveVersion, ApiKey, NewEntry, NewPolicy};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tracing::info;
@@ -194,7 +194,7 @@ pub async fn activate(
     let _one_at_a_time = state.activation_lock.lock().await;
     let bundle = load_bundle(state, version).await?;
     let prepared = prepare(state, version, &bundle)?;
-    let previous_version = state.store.active_policy().await?;
+    let previous_version = active_version(state).await?;
     let entry = Entry::PolicyActivated(PolicyActivation {
         server_time: now_str(state),
         version: version.to_owned(),
@@ -230,10 +230,43 @@ fn set_active(state: &AppState, version: &str, prepared: Arc<PreparedPolicy>) {
     }
 }
 
+/// The active version, as the activations table names it and the entry that row
+/// points to confirms.
+async fn active_version(state: &AppState) -> Result<Option<String>, ApiError> {
+    match state.store.active_policy().await? {
+        Some(active) => Ok(Some(confirmed(state, active).await?)),
+        None => Ok(None),
+    }
+}
+
+/// `active`'s version, once the ledger entry at its index is the activation of that
+/// version. The server takes the activation of the highest index: a row added to
+/// the table behind its back (the triggers dropped), beyond the ledger's end or over
+/// another entry, would otherwise put another stored policy in charge with no entry
+/// saying so.
+async fn confirmed(state: &AppState, active: ActiveVersion) -> Result<String, ApiError> {
+    let ActiveVersion { index, version } = active;
+    let entry = state.store.entry(index).await?;
+    let activates = entry.is_some_and(|e| {
+        matches!(Entry::from_canonical(&e.canonical),
+                 Ok(Entry::PolicyActivated(p)) if p.version == version)
+    });
+    if !activates {
+        return Err(ApiError::Internal(format!(
+            "the policy_activations row at {index} names {version}, but ledger entry {index} \
+             is not its activation: the table was changed outside sealgate; refusing that policy"
+        )));
+    }
+    Ok(version)
+}
+
 /// At start: compile the active policy; on a fresh ledger, upload and activate the
 /// shipped one (both recorded, so a restart finds them and creates nothing new).
 pub async fn load_active(state: &AppState) -> anyhow::Result<()> {
-    match state.store.active_policy().await? {
+    match active_version(state)
+        .await
+        .map_err(|e| anyhow::anyhow!("finding the active policy: {}", e.for_log()))?
+    {
         Some(version) => {
             let bundle = load_bundle(state, &version)
                 .await
@@ -276,12 +309,16 @@ pub async fn sync_active(state: &AppState) -> Result<Option<String>, ApiError> {
     // Under the activation lock, so a local activation's append and switch are not
     // overtaken by a read from before it.
     let _one_at_a_time = state.activation_lock.lock().await;
-    let Some(version) = state.store.active_policy().await? else {
+    let Some(active) = state.store.active_policy().await? else {
         return Ok(None);
     };
-    if state.active_policy().is_some_and(|p| p.version == version) {
+    if state
+        .active_policy()
+        .is_some_and(|p| p.version == active.version)
+    {
         return Ok(None);
     }
+    let version = confirmed(state, active).await?;
     let bundle = load_bundle(state, &version).await?;
     let prepared = prepare(state, &version, &bundle)?;
     set_active(state, &version, prepared);
@@ -299,6 +336,10 @@ pub async fn follow_active(state: AppState, every: std::time::Duration) {
         match sync_active(&state).await {
             Ok(Some(version)) => info!(version, "policy activated by another replica loaded"),
             Ok(None) => {}
+            // A table that contradicts the ledger is tampering, not a passing outage.
+            Err(e @ ApiError::Internal(_)) => {
+                tracing::error!(error = %e.for_log(), "policy follow check refused the active policy")
+            }
             Err(e) => {
                 tracing::debug!(error = %crate::scrub::scrub(&e.to_string()), "policy follow check failed")
             }
