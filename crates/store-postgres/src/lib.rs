@@ -246,7 +246,7 @@ fn stored_entry(row: &Row, at: usize) -> Result<StoredEntry, StoreError> {
 
 /// The columns `audit_row` reads: the entry, its seal's redemption, its resolution.
 const AUDIT_ROW: &str = "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at,
-        v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at, ve.canonical
+        v.idx, ve.canonical
      FROM decisions d
      JOIN entries e ON e.idx = d.idx
      LEFT JOIN seals s ON s.decision_idx = d.idx
@@ -255,34 +255,40 @@ const AUDIT_ROW: &str = "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeem
      LEFT JOIN entries ve ON ve.idx = v.idx";
 
 fn audit_row(r: &Row) -> Result<AuditRow, StoreError> {
+    let entry = stored_entry(r, 0)?;
     Ok(AuditRow {
-        entry: stored_entry(r, 0)?,
-        resolution: resolution_at(r, 5)?,
+        resolution: resolution_at(r, 5, entry.index)?,
+        entry,
         redemption: redemption(r, 3)?,
     })
 }
 
-/// A resolution from seven columns starting at `at` (index, approved, approver, time,
-/// seal id, seal expiry, the approval entry's bytes); None when the index is NULL.
-fn resolution_at(r: &Row, at: usize) -> Result<Option<Resolution>, StoreError> {
+/// The resolution of the decision at `decision_index` from two columns starting at
+/// `at` (the approval's index and its entry's bytes, read by [`Resolution::from_entry`]);
+/// None when the index is NULL. A row pointing at no entry is corrupt, not unanswered.
+fn resolution_at(
+    r: &Row,
+    at: usize,
+    decision_index: u64,
+) -> Result<Option<Resolution>, StoreError> {
     let Some(idx) = get::<Option<i64>>(r, at)? else {
         return Ok(None);
     };
-    Ok(Some(Resolution {
-        index: index(idx)?,
-        approved: get(r, at + 1)?,
-        approver: get(r, at + 2)?,
-        resolved_at: get(r, at + 3)?,
-        seal: match get::<Option<String>>(r, at + 4)? {
-            Some(id) => Some((id, get(r, at + 5)?)),
-            None => None,
-        },
-        reason: Resolution::reason_in(get(r, at + 6)?).map_err(StoreError::Backend)?,
-    }))
+    let canonical: Option<&[u8]> = get(r, at + 1)?;
+    let canonical = canonical.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "the resolution of decision {decision_index} points at entry {idx}, which does not exist"
+        ))
+    })?;
+    Resolution::from_entry(index(idx)?, decision_index, canonical)
+        .map(Some)
+        .map_err(StoreError::Corrupt)
 }
 
+/// [`resolution_at`] for a row of the approval's index, its entry's bytes and the
+/// decision's index.
 fn resolution_row(r: &Row) -> Result<Option<Resolution>, StoreError> {
-    resolution_at(r, 0)
+    resolution_at(r, 0, index(get(r, 2)?)?)
 }
 
 fn redemption(row: &Row, at: usize) -> Result<Option<Redemption>, StoreError> {
@@ -424,9 +430,8 @@ impl Store for PostgresStore {
         let found = self
             .query_opt(
                 "resolution",
-                "SELECT v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at,
-                        ve.canonical
-                 FROM resolutions v JOIN entries ve ON ve.idx = v.idx
+                "SELECT v.idx, ve.canonical, v.decision_idx
+                 FROM resolutions v LEFT JOIN entries ve ON ve.idx = v.idx
                  WHERE v.decision_idx = $1",
                 &[&idx],
                 resolution_row,

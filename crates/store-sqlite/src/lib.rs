@@ -350,7 +350,7 @@ fn stored_entry(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StoredEn
 
 /// The columns `audit_row` reads: the entry, its seal's redemption, its resolution.
 const AUDIT_ROW: &str = "SELECT e.idx, e.canonical, e.leaf_hash, r.idx, r.redeemed_at,
-        v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at, ve.canonical
+        v.idx, ve.canonical
      FROM decisions d
      JOIN entries e ON e.idx = d.idx
      LEFT JOIN seals s ON s.decision_idx = d.idx
@@ -369,38 +369,36 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
         }),
         None => None,
     };
+    let entry = stored_entry(r, 0)?;
     Ok(AuditRow {
-        entry: stored_entry(r, 0)?,
-        resolution: resolution_at(r, 5)?,
+        resolution: resolution_at(r, 5, entry.index)?,
+        entry,
         redemption,
     })
 }
 
-/// A resolution from seven columns starting at `at` (index, approved, approver, time,
-/// seal id, seal expiry, the approval entry's bytes); None when the index is NULL.
-fn resolution_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<Resolution>> {
+/// The resolution of the decision at `decision_index` from two columns starting at
+/// `at` (the approval's index and its entry's bytes, read by [`Resolution::from_entry`]);
+/// None when the index is NULL. A row pointing at no entry is corrupt, not unanswered.
+fn resolution_at(
+    r: &rusqlite::Row<'_>,
+    at: usize,
+    decision_index: u64,
+) -> rusqlite::Result<Option<Resolution>> {
     let Some(idx) = r.get::<_, Option<i64>>(at)? else {
         return Ok(None);
     };
-    Ok(Some(Resolution {
-        index: idx as u64,
-        approved: r.get(at + 1)?,
-        approver: r.get(at + 2)?,
-        resolved_at: r.get(at + 3)?,
-        seal: match r.get::<_, Option<String>>(at + 4)? {
-            Some(id) => Some((id, r.get(at + 5)?)),
-            None => None,
-        },
-        reason: Resolution::reason_in(&r.get::<_, Vec<u8>>(at + 6)?).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(at + 6, rusqlite::types::Type::Blob, e.into())
-        })?,
-    }))
+    let canonical: Vec<u8> = r.get(at + 1)?;
+    Resolution::from_entry(idx as u64, decision_index, &canonical)
+        .map(Some)
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(at + 1, rusqlite::types::Type::Blob, e.into())
+        })
 }
 
 /// The columns `resolution_at` reads, for one decision's resolution.
-const RESOLUTION: &str =
-    "SELECT v.idx, v.approved, v.approver, v.resolved_at, v.seal_id, v.expires_at, ve.canonical
-     FROM resolutions v JOIN entries ve ON ve.idx = v.idx
+const RESOLUTION: &str = "SELECT v.idx, ve.canonical
+     FROM resolutions v LEFT JOIN entries ve ON ve.idx = v.idx
      WHERE v.decision_idx = ?1";
 
 fn append_batch(w: &mut Writer, batch: &[NewEntry]) -> Result<Vec<AppendOutcome>, StoreError> {
@@ -659,7 +657,7 @@ impl Store for SqliteStore {
         let idx = decision_index.min(i64::MAX as u64) as i64;
         self.read(move |c| {
             Ok(c.prepare_cached(RESOLUTION)?
-                .query_row([idx], |r| resolution_at(r, 0))
+                .query_row([idx], |r| resolution_at(r, 0, decision_index))
                 .optional()?
                 .flatten())
         })

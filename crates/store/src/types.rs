@@ -115,16 +115,39 @@ pub struct Resolution {
 }
 
 impl Resolution {
-    /// The reason recorded in the `approval_resolved` entry whose canonical bytes are
-    /// `canonical`. The derived tables do not copy it: the entry is its one home.
-    pub fn reason_in(canonical: &[u8]) -> Result<String, String> {
+    /// The answer the `approval_resolved` entry at `index` (whose canonical bytes are
+    /// `canonical`) gives the decision at `decision_index`. The resolutions row says
+    /// only that the decision was answered and where; its copies of the answer serve
+    /// queries and `verify`, while what the server acts on and shows (who approved,
+    /// the seal it reissues) is read from the entry, so a row edited behind its back
+    /// changes nothing it does.
+    pub fn from_entry(
+        index: u64,
+        decision_index: u64,
+        canonical: &[u8],
+    ) -> Result<Resolution, String> {
         match Entry::from_canonical(canonical) {
-            Ok(Entry::ApprovalResolved(a)) => Ok(a.reason),
+            Ok(Entry::ApprovalResolved(a)) if a.decision_index == decision_index => {
+                // As `Derived::of` records it: only an approval grants its seal.
+                let seal = a.seal.filter(|_| a.approved);
+                Ok(Resolution {
+                    index,
+                    approved: a.approved,
+                    approver: a.approver,
+                    resolved_at: a.server_time,
+                    seal: seal.map(|s| (s.seal_id, s.expires_at)),
+                    reason: a.reason,
+                })
+            }
+            Ok(Entry::ApprovalResolved(a)) => Err(format!(
+                "the resolution of decision {decision_index} points at entry {index}, which answers decision {}",
+                a.decision_index
+            )),
             Ok(other) => Err(format!(
-                "a resolution points at a {} entry, not approval_resolved",
+                "the resolution of decision {decision_index} points at entry {index}, a {} entry, not approval_resolved",
                 other.kind()
             )),
-            Err(e) => Err(format!("a resolution's entry does not parse: {e}")),
+            Err(e) => Err(format!("the resolution entry {index} does not parse: {e}")),
         }
     }
 }

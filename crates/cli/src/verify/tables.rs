@@ -217,13 +217,6 @@ impl<'a, I: Iterator<Item = (u64, DecidingRow<'a>)>> Merge<'a, I> {
         }
         self.last = Some(index);
         self.rows += 1;
-        if index >= self.size {
-            let size = self.size;
-            return self.found(index, format!(
-                "a row ({}) for an entry beyond the {size} the ledger holds: a row was added behind the server's back",
-                show(&got)
-            ));
-        }
         // Rows the entries imply below this one's entry are missing.
         if let Some(&(i, want)) = self.implied.peek() {
             if i < index {
@@ -232,6 +225,13 @@ impl<'a, I: Iterator<Item = (u64, DecidingRow<'a>)>> Merge<'a, I> {
                     show(&want)
                 ));
             }
+        }
+        if index >= self.size {
+            let size = self.size;
+            return self.found(index, format!(
+                "a row ({}) for an entry beyond the {size} the ledger holds: a row was added behind the server's back",
+                show(&got)
+            ));
         }
         match self.implied.peek() {
             Some(&(i, want)) if i == index => {
@@ -397,5 +397,9 @@ mod tests {
             what.contains("for an entry beyond the 10 the ledger holds"),
             "{what}"
         );
+        // A row deleted below and one added beyond: the lower entry is named.
+        let (at, what) = differ(&[(1, "a"), (4, "b")], &[(4, "b"), (1 << 62, "x")])
+            .expect_err("deleted and added");
+        assert_eq!(at, 1, "{what}");
     }
 }

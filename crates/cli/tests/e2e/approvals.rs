@@ -724,11 +724,13 @@ async fn shutting_down_answers_agents_that_are_waiting() {
     assert!(server.exited().await, "the server exits after answering");
 }
 
-/// The approver who approved may fetch the seal again; who that is, the approval's
-/// entry says, not the resolutions row that points to it. A row edited in the
-/// database to name another approver hands that approver nothing.
+/// What the server acts on about an answered decision (who approved and may fetch the
+/// seal again, the seal itself) is read from the approval's ledger entry, not from the
+/// resolutions row that points to it. A row edited in the database to name another
+/// approver and a later expiry changes nothing: the other approver gets no seal, and
+/// the agent and the real approver get the seal the entry records.
 #[tokio::test]
-async fn a_resolution_row_edited_to_name_another_approver_hands_out_no_seal() {
+async fn a_resolution_row_edited_behind_the_servers_back_changes_no_answer() {
     let mut server = Server::start().await;
     let agent = server.create_key("agent").await;
     let approver = server.create_key("approver").await;
@@ -744,7 +746,7 @@ async fn a_resolution_row_edited_to_name_another_approver_hands_out_no_seal() {
     )
     .await
     .expect(200);
-    assert!(first.json["seal"].is_string(), "{}", first.text);
+    let seal = first.json["seal"].as_str().expect("a seal").to_owned();
     server.terminate();
     assert!(server.exited().await, "the server did not stop");
 
@@ -752,7 +754,10 @@ async fn a_resolution_row_edited_to_name_another_approver_hands_out_no_seal() {
     db.execute_batch("DROP TRIGGER resolutions_no_update")
         .expect("drop trigger");
     let changed = db
-        .execute("UPDATE resolutions SET approver = ?1", [&other.id])
+        .execute(
+            "UPDATE resolutions SET approver = ?1, expires_at = '2099-01-01T00:00:00.000000Z'",
+            [&other.id],
+        )
         .expect("edit the row");
     assert_eq!(changed, 1);
     drop(db);
@@ -766,11 +771,26 @@ async fn a_resolution_row_edited_to_name_another_approver_hands_out_no_seal() {
         &json!({"reason": "mine now"}),
     )
     .await;
-    assert_eq!(r.status, 500, "{}", r.text);
+    assert_eq!(r.status, 409, "{}", r.text);
     assert!(r.json.get("seal").is_none(), "{}", r.text);
     assert!(
-        server.log().contains("disagrees with entry"),
+        r.text.contains(&approver.id),
+        "the entry's approver: {}",
+        r.text
+    );
+    let again = answer(&server, &approver, &id, "approve", &json!({}))
+        .await
+        .expect(200);
+    assert_eq!(again.json["seal"], json!(seal), "{}", again.text);
+    let state = server
+        .get(&format!("/v1/decisions/{id}"), Some(&agent.token))
+        .await
+        .expect(200);
+    assert_eq!(state.json["seal"], json!(seal), "{}", state.text);
+    assert_eq!(
+        state.json["resolution"]["approver"],
+        json!(approver.id),
         "{}",
-        server.log()
+        state.text
     );
 }

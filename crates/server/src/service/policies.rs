@@ -246,7 +246,13 @@ async fn active_version(state: &AppState) -> Result<Option<String>, ApiError> {
 /// saying so.
 async fn confirmed(state: &AppState, active: ActiveVersion) -> Result<String, ApiError> {
     let ActiveVersion { index, version } = active;
-    let entry = state.store.entry(index).await?;
+    // Inside the log: an entry written beside it, beyond the head, is in no tree.
+    let inside = index < state.store.tree_size().await?;
+    let entry = if inside {
+        state.store.entry(index).await?
+    } else {
+        None
+    };
     let activates = entry.is_some_and(|e| {
         matches!(Entry::from_canonical(&e.canonical),
                  Ok(Entry::PolicyActivated(p)) if p.version == version)
@@ -296,7 +302,7 @@ pub async fn load_active(state: &AppState) -> anyhow::Result<()> {
                 .await?;
             activate(state, "bootstrap", &version)
                 .await
-                .map_err(|e| anyhow::anyhow!("activating shipped policy: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("activating shipped policy: {}", e.for_log()))?;
         }
     }
     Ok(())
@@ -312,13 +318,12 @@ pub async fn sync_active(state: &AppState) -> Result<Option<String>, ApiError> {
     let Some(active) = state.store.active_policy().await? else {
         return Ok(None);
     };
-    if state
-        .active_policy()
-        .is_some_and(|p| p.version == active.version)
-    {
+    // Confirmed even when it names the version in force: a row that contradicts the
+    // ledger is reported, not silently followed.
+    let version = confirmed(state, active).await?;
+    if state.active_policy().is_some_and(|p| p.version == version) {
         return Ok(None);
     }
-    let version = confirmed(state, active).await?;
     let bundle = load_bundle(state, &version).await?;
     let prepared = prepare(state, &version, &bundle)?;
     set_active(state, &version, prepared);
@@ -331,14 +336,24 @@ pub async fn sync_active(state: &AppState) -> Result<Option<String>, ApiError> {
 pub async fn follow_active(state: AppState, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The last internal failure logged: logged again only when it changes.
+    let mut reported: Option<String> = None;
     loop {
         tick.tick().await;
         match sync_active(&state).await {
-            Ok(Some(version)) => info!(version, "policy activated by another replica loaded"),
-            Ok(None) => {}
-            // A table that contradicts the ledger is tampering, not a passing outage.
+            Ok(Some(version)) => {
+                reported = None;
+                info!(version, "policy activated by another replica loaded")
+            }
+            Ok(None) => reported = None,
+            // Not a passing outage: a table that contradicts the ledger, or a bug. The
+            // policy in force stays in force.
             Err(e @ ApiError::Internal(_)) => {
-                tracing::error!(error = %e.for_log(), "policy follow check refused the active policy")
+                let detail = e.for_log();
+                if reported.as_deref() != Some(detail.as_str()) {
+                    tracing::error!(error = %detail, "policy follow check failed; the policy in force stays");
+                    reported = Some(detail);
+                }
             }
             Err(e) => {
                 tracing::debug!(error = %crate::scrub::scrub(&e.to_string()), "policy follow check failed")
