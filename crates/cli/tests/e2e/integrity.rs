@@ -110,3 +110,70 @@ async fn the_server_finds_an_entry_changed_behind_its_back() {
     // The server keeps answering; the finding is for an alert, and `sealgate verify`.
     assert!(server.tree_size().await >= size);
 }
+
+/// The policy in charge is part of the check: its stored bundle edited in place while
+/// the server runs (a limit raised, valid Rego, the version's name kept) is found,
+/// logged and counted, though no entry changed.
+#[tokio::test]
+async fn the_server_finds_its_policy_bundle_changed_behind_its_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("sealgate.toml");
+    std::fs::write(
+        &config,
+        "integrity_check_interval_secs = 1\ncheckpoint_interval_ms = 100\n",
+    )
+    .expect("config");
+    let server = Server::start_with(&["--config", config.to_str().unwrap()]).await;
+    let agent = server.create_key("agent").await;
+    server
+        .approved(&agent, &manifest("agent-policy", "payment", 100))
+        .await;
+    wait_for(&server, "sealgate_ledger_unanchored_entries", |v| v == 0.0).await;
+    let before = metric(&server, "sealgate_integrity_checks_total")
+        .await
+        .expect("checks");
+    wait_for(&server, "sealgate_integrity_checks_total", |v| {
+        v >= before + 1.0
+    })
+    .await;
+    assert_eq!(
+        metric(&server, "sealgate_integrity_failures_total").await,
+        Some(0.0),
+        "{}",
+        server.log()
+    );
+
+    let conn = Connection::open(server.data_dir.join("ledger.db")).expect("open");
+    conn.busy_timeout(Duration::from_secs(10)).expect("timeout");
+    let (version, bundle): (String, Vec<u8>) = conn
+        .query_row("SELECT version, bundle FROM policies", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("the shipped bundle");
+    let raised = String::from_utf8(bundle)
+        .expect("utf-8")
+        .replace("\\\"payment\\\": 5000", "\\\"payment\\\": 900000");
+    assert!(
+        raised.contains("900000"),
+        "the limit is in the shipped policy"
+    );
+    conn.execute_batch("DROP TRIGGER policies_no_update")
+        .expect("drop trigger");
+    conn.execute(
+        "UPDATE policies SET bundle = ?1 WHERE version = ?2",
+        rusqlite::params![raised.into_bytes(), version],
+    )
+    .expect("edit the bundle");
+    drop(conn);
+
+    wait_for(&server, "sealgate_integrity_failures_total", |v| v >= 1.0).await;
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("integrity check failed"))
+        .unwrap_or_else(|| panic!("no error logged:\n{log}"));
+    assert!(
+        line.contains(&format!("stored bundle {version} hashes to")),
+        "{line}"
+    );
+}

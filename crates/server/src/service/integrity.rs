@@ -4,7 +4,9 @@
 //! checkpoint it checked last time (a consistency proof), and spot-checks
 //! `integrity_sample` random entries: their bytes hash to their stored leaves, which
 //! the stored nodes prove included. A finding is logged at error level and counted in
-//! `sealgate_integrity_failures_total`, for an alert. What only a full pass can see
+//! `sealgate_integrity_failures_total`, for an alert. It also checks that the policy
+//! in charge is one the ledger activated and that its stored bundle is the one its
+//! version names. What only a full pass can see
 //! (every entry, the seals' cross-references) stays with `sealgate verify`.
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -118,6 +120,10 @@ pub async fn check_once(
         if let Some(finding) = check_entry(store, index, size, &root).await? {
             return Ok(Some(finding));
         }
+    }
+    // The policy in charge, which a table edit could swap without touching an entry.
+    if let Some(finding) = crate::service::policies::check_in_charge(store).await? {
+        return Ok(Some(finding));
     }
     *last = Some((size, root));
     Ok(None)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use sealgate_core::entry::{Entry, PolicyActivation};
 use sealgate_policy::{Bundle, BundleError, PreparedPolicy};
-use sealgate_store::{ActiveVersion, ApiKey, NewEntry, NewPolicy};
+use sealgate_store::{ActiveVersion, ApiKey, NewEntry, NewPolicy, Store, StoreError};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tracing::info;
@@ -170,20 +170,44 @@ async fn load_bundle(state: &AppState, version: &str) -> Result<Bundle, ApiError
         .policy(version)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no policy {version}")))?;
-    let bundle: Bundle = serde_json::from_slice(&stored.bundle)
-        .map_err(|e| ApiError::Internal(format!("stored bundle {version}: {e}")))?;
-    // A version names the bundle's content, and decisions record the version: a bundle
-    // edited in the store (the triggers dropped) must not decide under the old name.
-    // Byte for byte the canonical form it was stored in: another spelling of the same
-    // content (`1.0` for `1`) hashes alike but may read differently.
-    if bundle.version().as_str() != version || bundle.canonical_bytes() != stored.bundle {
-        return Err(ApiError::Internal(format!(
+    stored_bundle(version, &stored.bundle).map_err(ApiError::Internal)
+}
+
+/// The bundle stored as `version`, or why it is not the one `version` names. A version
+/// names the bundle's content, and decisions record the version: a bundle edited in
+/// the store (the triggers dropped) must not decide under the old name. Byte for byte
+/// the canonical form it was stored in: another spelling of the same content (`1.0`
+/// for `1`) hashes alike but may read differently.
+fn stored_bundle(version: &str, bytes: &[u8]) -> Result<Bundle, String> {
+    let bundle: Bundle =
+        serde_json::from_slice(bytes).map_err(|e| format!("stored bundle {version}: {e}"))?;
+    if bundle.version().as_str() != version || bundle.canonical_bytes() != bytes {
+        return Err(format!(
             "stored bundle {version} hashes to {} or is not in canonical form: it was changed \
              outside sealgate; refusing to use it",
             bundle.version().as_str()
-        )));
+        ));
     }
     Ok(bundle)
+}
+
+/// For the scheduled integrity check: the policy the activations table puts in charge
+/// is one the ledger activated, and its stored bundle is the one its version names.
+/// `Ok(Some(what))` names what does not hold.
+pub async fn check_in_charge(store: &dyn Store) -> Result<Option<String>, StoreError> {
+    let Some(active) = store.active_policy().await? else {
+        return Ok(None);
+    };
+    if let Some(finding) = activation_finding(store, &active).await? {
+        return Ok(Some(finding));
+    }
+    let Some(stored) = store.policy(&active.version).await? else {
+        return Ok(Some(format!(
+            "the active policy {} has no stored bundle",
+            active.version
+        )));
+    };
+    Ok(stored_bundle(&active.version, &stored.bundle).err())
 }
 
 pub async fn activate(
@@ -245,25 +269,35 @@ async fn active_version(state: &AppState) -> Result<Option<String>, ApiError> {
 /// another entry, would otherwise put another stored policy in charge with no entry
 /// saying so.
 async fn confirmed(state: &AppState, active: ActiveVersion) -> Result<String, ApiError> {
+    match activation_finding(state.store.as_ref(), &active).await? {
+        Some(what) => Err(ApiError::Internal(what)),
+        None => Ok(active.version),
+    }
+}
+
+/// Why the ledger does not back `active`, if it does not.
+async fn activation_finding(
+    store: &dyn Store,
+    active: &ActiveVersion,
+) -> Result<Option<String>, StoreError> {
     let ActiveVersion { index, version } = active;
     // Inside the log: an entry written beside it, beyond the head, is in no tree.
-    let inside = index < state.store.tree_size().await?;
+    let inside = *index < store.tree_size().await?;
     let entry = if inside {
-        state.store.entry(index).await?
+        store.entry(*index).await?
     } else {
         None
     };
     let activates = entry.is_some_and(|e| {
         matches!(Entry::from_canonical(&e.canonical),
-                 Ok(Entry::PolicyActivated(p)) if p.version == version)
+                 Ok(Entry::PolicyActivated(p)) if p.version == *version)
     });
-    if !activates {
-        return Err(ApiError::Internal(format!(
+    Ok((!activates).then(|| {
+        format!(
             "the policy_activations row at {index} names {version}, but ledger entry {index} \
              is not its activation: the table was changed outside sealgate; refusing that policy"
-        )));
-    }
-    Ok(version)
+        )
+    }))
 }
 
 /// At start: compile the active policy; on a fresh ledger, upload and activate the
