@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::support::{manifest, Server};
+use crate::support::{manifest, raise_the_stored_payment_limit, Server};
 
 /// The value of a metric line, when it is there.
 async fn metric(server: &Server, name: &str) -> Option<f64> {
@@ -29,6 +29,33 @@ async fn wait_for(server: &Server, name: &str, done: impl Fn(f64) -> bool) -> f6
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits for `n` more integrity checks, none of which found anything.
+async fn checks_pass(server: &Server, n: u32) {
+    let before = metric(server, "sealgate_integrity_checks_total")
+        .await
+        .expect("checks");
+    wait_for(server, "sealgate_integrity_checks_total", |v| {
+        v >= before + f64::from(n)
+    })
+    .await;
+    assert_eq!(
+        metric(server, "sealgate_integrity_failures_total").await,
+        Some(0.0),
+        "{}",
+        server.log()
+    );
+}
+
+/// Waits for a failed integrity check; the log line that reports it.
+async fn finding(server: &Server) -> String {
+    wait_for(server, "sealgate_integrity_failures_total", |v| v >= 1.0).await;
+    let log = server.log();
+    log.lines()
+        .find(|l| l.contains("integrity check failed"))
+        .unwrap_or_else(|| panic!("no error logged:\n{log}"))
+        .to_owned()
 }
 
 #[tokio::test]
@@ -55,19 +82,7 @@ async fn the_server_finds_an_entry_changed_behind_its_back() {
         .await
         .expect("checkpoint age");
     assert!((0.0..60.0).contains(&age), "{age}");
-    let before = metric(&server, "sealgate_integrity_checks_total")
-        .await
-        .expect("checks");
-    wait_for(&server, "sealgate_integrity_checks_total", |v| {
-        v >= before + 2.0
-    })
-    .await;
-    assert_eq!(
-        metric(&server, "sealgate_integrity_failures_total").await,
-        Some(0.0),
-        "{}",
-        server.log()
-    );
+    checks_pass(&server, 2).await;
 
     // Someone with the database file drops the triggers and edits one byte of entry 2.
     let conn = Connection::open(server.data_dir.join("ledger.db")).expect("open");
@@ -96,12 +111,7 @@ async fn the_server_finds_an_entry_changed_behind_its_back() {
     .unwrap();
     drop(conn);
 
-    wait_for(&server, "sealgate_integrity_failures_total", |v| v >= 1.0).await;
-    let log = server.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("integrity check failed"))
-        .unwrap_or_else(|| panic!("no error logged:\n{log}"));
+    let line = finding(&server).await;
     assert!(line.contains("\"level\":\"ERROR\""), "{line}");
     assert!(
         line.contains("entry 2: its bytes do not hash to the stored leaf hash"),
@@ -129,49 +139,14 @@ async fn the_server_finds_its_policy_bundle_changed_behind_its_back() {
         .approved(&agent, &manifest("agent-policy", "payment", 100))
         .await;
     wait_for(&server, "sealgate_ledger_unanchored_entries", |v| v == 0.0).await;
-    let before = metric(&server, "sealgate_integrity_checks_total")
-        .await
-        .expect("checks");
-    wait_for(&server, "sealgate_integrity_checks_total", |v| {
-        v >= before + 1.0
-    })
-    .await;
-    assert_eq!(
-        metric(&server, "sealgate_integrity_failures_total").await,
-        Some(0.0),
-        "{}",
-        server.log()
-    );
+    checks_pass(&server, 1).await;
 
     let conn = Connection::open(server.data_dir.join("ledger.db")).expect("open");
     conn.busy_timeout(Duration::from_secs(10)).expect("timeout");
-    let (version, bundle): (String, Vec<u8>) = conn
-        .query_row("SELECT version, bundle FROM policies", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .expect("the shipped bundle");
-    let raised = String::from_utf8(bundle)
-        .expect("utf-8")
-        .replace("\\\"payment\\\": 5000", "\\\"payment\\\": 900000");
-    assert!(
-        raised.contains("900000"),
-        "the limit is in the shipped policy"
-    );
-    conn.execute_batch("DROP TRIGGER policies_no_update")
-        .expect("drop trigger");
-    conn.execute(
-        "UPDATE policies SET bundle = ?1 WHERE version = ?2",
-        rusqlite::params![raised.into_bytes(), version],
-    )
-    .expect("edit the bundle");
+    let (version, _) = raise_the_stored_payment_limit(&conn);
     drop(conn);
 
-    wait_for(&server, "sealgate_integrity_failures_total", |v| v >= 1.0).await;
-    let log = server.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("integrity check failed"))
-        .unwrap_or_else(|| panic!("no error logged:\n{log}"));
+    let line = finding(&server).await;
     assert!(
         line.contains(&format!("stored bundle {version} hashes to")),
         "{line}"

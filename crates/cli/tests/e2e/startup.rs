@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::support::{manifest, mode, Server};
+use crate::support::{manifest, mode, raise_the_stored_payment_limit, Server};
 
 #[tokio::test]
 async fn first_start_writes_private_secrets_and_logs_only_the_token_path() {
@@ -335,26 +335,7 @@ async fn an_edited_policy_bundle_is_refused_not_run_under_its_version() {
     let data = server.data_dir.clone();
 
     let db = rusqlite::Connection::open(data.join("ledger.db")).expect("open");
-    let (version, bundle): (String, Vec<u8>) = db
-        .query_row("SELECT version, bundle FROM policies", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .expect("the shipped bundle");
-    let mut doc: serde_json::Value = serde_json::from_slice(&bundle).expect("bundle JSON");
-    let files = doc["files"].as_object_mut().expect("files");
-    let (name, source) = files.iter().next().expect("a file");
-    let source = source.as_str().expect("source");
-    let raised = source.replace("\"payment\": 5000", "\"payment\": 900000");
-    assert_ne!(raised, source, "the limit is in the shipped policy");
-    let name = name.clone();
-    files.insert(name, json!(raised));
-    db.execute_batch("DROP TRIGGER policies_no_update")
-        .expect("drop trigger");
-    db.execute(
-        "UPDATE policies SET bundle = ?1 WHERE version = ?2",
-        rusqlite::params![serde_json::to_vec(&doc).expect("json"), version],
-    )
-    .expect("edit the bundle");
+    let (version, bundle) = raise_the_stored_payment_limit(&db);
     drop(db);
 
     let (code, stderr) = refused_start(&data, &[]);
